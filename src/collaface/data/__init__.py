@@ -1,0 +1,1 @@
+"""Data pipeline: decoding, label space, sources, annotation, augmentation, targets, masks."""

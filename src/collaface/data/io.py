@@ -1,0 +1,121 @@
+"""Robust image decoding: every photo becomes an upright 8-bit RGB array, or a clear error.
+
+Handles JPEG/PNG/WebP/BMP (anything Pillow reads), applies EXIF orientation, converts
+grayscale/palette/RGBA/CMYK/16-bit to RGB 8-bit, and keeps Pillow's decompression-bomb limit.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class ImageDecodeError(ValueError):
+    """An image file could not be decoded; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _open(path: str | os.PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageDecodeError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageDecodeError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()  # decode now so truncated data fails here, not later
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageDecodeError(path, f"image too large (decompression-bomb limit): {err}") from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(path, "not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageDecodeError(path, f"corrupt or truncated image ({err})") from None
+    return image
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) uint8 RGB."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image).astype(np.float64)
+        # 16-bit data is stored in mode I/I;16: rescale the full 16-bit range to 8 bits.
+        gray = np.clip(np.round(array / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if array.max(initial=0.0) <= 1.0 else 1.0
+        gray = np.clip(np.round(array * scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode a photo to an upright (H, W, 3) uint8 RGB array. Raises ImageDecodeError."""
+    image = _open(path)
+    try:
+        image = ImageOps.exif_transpose(image)
+        array = _to_rgb8(image)
+    except (OSError, ValueError) as err:
+        raise ImageDecodeError(path, f"cannot convert to RGB ({err})") from None
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageDecodeError(path, "image has zero size")
+    return array
+
+
+def load_label_map(path: str | os.PathLike) -> np.ndarray:
+    """Read a label map (grayscale or palette PNG, one label per pixel) as (H, W) uint8."""
+    image = _open(path)
+    if image.mode in ("L", "P"):
+        return np.asarray(image, dtype=np.uint8).copy()
+    if image.mode == "1":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if image.mode in ("I", "I;16"):
+        array = np.asarray(image)
+        if array.max(initial=0) > 255:
+            raise ImageDecodeError(path, "label map has values above 255")
+        return array.astype(np.uint8)
+    raise ImageDecodeError(path, f"label map must be a one-channel PNG, got mode {image.mode}")
+
+
+def save_rgb(path: str | os.PathLike, image: np.ndarray, **params) -> None:
+    """Write an (H, W, 3) uint8 array atomically (temp file + rename); format from the suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    Image.fromarray(image).save(tmp, format=fmt, **params)
+    os.replace(tmp, path)
+
+
+def save_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write an (H, W) integer label map as an 8-bit grayscale PNG, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    Image.fromarray(labels.astype(np.uint8)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files under folder (recursive), sorted, by extension (case-insensitive)."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )

@@ -1,0 +1,94 @@
+"""The ``collaface`` command: thin argument parsing that calls one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from collaface import config as cfgmod
+
+
+def _cmd_show_config(args: argparse.Namespace) -> int:
+    cfg = cfgmod.load_config(args.preset, args.overrides)
+    print(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), end="")
+    print("# resolved loss weights: " + ", ".join(f"{k}={v:g}" for k, v in cfgmod.resolved_lambdas(cfg).items()))
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from collaface.data.prepare import prepare_folder
+
+    summary = prepare_folder(
+        Path(args.src),
+        Path(args.out),
+        size=args.size,
+        meta=Path(args.meta) if args.meta else None,
+        split=tuple(args.split),
+        seed=args.seed,
+        min_face=args.min_face,
+        limit=args.limit,
+        preview=args.preview,
+    )
+    print(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="collaface",
+        description="Face completion with semantic knowledge and collaborative adversarial learning.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("show-config", help="print the resolved config of a preset with overrides")
+    p.add_argument("preset", help=f"preset name ({', '.join(cfgmod.list_presets())}) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32")
+    p.set_defaults(func=_cmd_show_config)
+
+    p = sub.add_parser(
+        "prepare",
+        help="detect, crop (unaligned square) and annotate a folder of face photos",
+        description=(
+            "Turns any folder of face photos into a prepared dataset: square unaligned crops with "
+            "5 landmarks and a parsing map per face, a manifest.csv with identity and split, and "
+            "failures.csv listing every file that could not be used and why. Rerunning skips "
+            "finished files. Needs the annotation extra: pip install 'collaface[annotate]'."
+        ),
+    )
+    p.add_argument("src", help="folder of photos (searched recursively)")
+    p.add_argument("out", help="output folder of the prepared dataset")
+    p.add_argument("--size", type=int, default=256, help="side of the stored crops in pixels (default 256)")
+    p.add_argument(
+        "--meta",
+        help="CSV with a 'file' column and optional 'identity' and 'partition' columns "
+        "(default: SRC/meta.csv when present); splits follow identities, never single images",
+    )
+    p.add_argument("--split", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"),
+                   help="identity fractions when the meta file has no partition column")
+    p.add_argument("--seed", type=int, default=0, help="seed of the identity split")
+    p.add_argument("--min-face", type=int, default=40, help="skip faces whose crop side is below this (pixels)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
+    p.add_argument("--preview", type=int, default=0, metavar="N",
+                   help="also write OUT/preview.png: a contact sheet of N faces with landmarks and parsing")
+    p.set_defaults(func=_cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except cfgmod.ConfigError as err:
+        print(f"collaface: config error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("collaface: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The face-crop rule shared by ``prepare``, the CelebA loaders and inference.
+
+Paper rule (section 4.1): a square crop that contains eyes, nose and mouth, with **no
+alignment** (no rotation, no eye-based warping). From the 5 landmarks (image pixels, our
+image-side order: left eye, right eye, nose, left mouth, right mouth):
+
+* ``eyes`` = midpoint of the eyes, ``mouth`` = midpoint of the mouth corners;
+* ``extent`` = max(inter-ocular distance, eyes-to-mouth distance);
+* centre = midpoint of ``eyes`` and ``mouth``; side = ``CROP_SCALE * extent``.
+
+Parts of the square outside the photo are filled by replicating the border (as CelebA does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+CROP_SCALE = 3.0
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """Square crop in source-image pixels: top-left (x0, y0) and side length (may exceed the image)."""
+
+    x0: float
+    y0: float
+    side: float
+
+    def to_crop(self, points: np.ndarray, size: int) -> np.ndarray:
+        """Source-image (x, y) points -> pixel coordinates in the crop resized to ``size``."""
+        scale = size / self.side
+        return ((np.asarray(points, np.float32) - [self.x0, self.y0]) * scale).astype(np.float32)
+
+    def to_source(self, points: np.ndarray, size: int) -> np.ndarray:
+        """Crop pixel coordinates (crop resized to ``size``) -> source-image points."""
+        scale = self.side / size
+        return (np.asarray(points, np.float32) * scale + [self.x0, self.y0]).astype(np.float32)
+
+
+def face_extent(landmarks: np.ndarray) -> float:
+    """max(inter-ocular distance, eyes-to-mouth distance) of (5, 2) landmarks, in pixels."""
+    lm = np.asarray(landmarks, np.float64)
+    eyes = (lm[0] + lm[1]) / 2
+    mouth = (lm[3] + lm[4]) / 2
+    return float(max(np.linalg.norm(lm[0] - lm[1]), np.linalg.norm(eyes - mouth)))
+
+
+def crop_box_from_landmarks(landmarks: np.ndarray, scale: float = CROP_SCALE) -> CropBox:
+    """The square crop of the rule above. landmarks: (5, 2) x, y in source pixels."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (5, 2) or not np.isfinite(lm).all():
+        raise ValueError(f"need 5 finite (x, y) landmarks, got shape {lm.shape}")
+    eyes = (lm[0] + lm[1]) / 2
+    mouth = (lm[3] + lm[4]) / 2
+    centre = (eyes + mouth) / 2
+    side = scale * face_extent(lm)
+    if side < 1:
+        raise ValueError("landmarks are degenerate (face extent below one pixel)")
+    return CropBox(float(centre[0] - side / 2), float(centre[1] - side / 2), float(side))
+
+
+def crop_resize(image: np.ndarray, box: CropBox, size: int, nearest: bool = False) -> np.ndarray:
+    """Cut ``box`` out of ``image`` (H, W[, C]) and resize to (size, size) in one affine warp.
+
+    nearest=True for label maps. Outside the photo the border is replicated.
+    """
+    scale = size / box.side
+    matrix = np.array([[scale, 0, -box.x0 * scale], [0, scale, -box.y0 * scale]], np.float64)
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    if interp == cv2.INTER_AREA:
+        # warpAffine has no area filter: pre-shrink by an integer factor, then warp.
+        factor = int(1 / scale)
+        if factor >= 2:
+            small = cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+            # pixel centres: src = factor * small + (factor - 1) / 2
+            return crop_resize(
+                small,
+                CropBox((box.x0 - (factor - 1) / 2) / factor, (box.y0 - (factor - 1) / 2) / factor, box.side / factor),
+                size,
+            )
+        interp = cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,1 @@
+"""Training: the D/G loop, checkpoints (resume and export), torchrun distribution."""

@@ -1,0 +1,135 @@
+"""Checkpoints: atomic, resumable, plain tensors/dicts only; release export as safetensors + JSON.
+
+A resumable checkpoint (``RUN/checkpoints/ckpt-<step:08d>.pt``) is ``torch.save`` of a dict of
+plain types and tensors — model and optimiser state dicts, RNG states, step, epoch, data position
+and the resolved config — written to a temp file and renamed, loaded with ``weights_only=True``.
+Nothing is pickled as code. A truncated or foreign file raises :class:`CheckpointError` naming
+it; :func:`load_latest` then falls back to the newest older checkpoint that loads.
+
+A released model (``collaface export``) is a folder with ``generator.safetensors`` and
+``config.json``: enough to rebuild the generator without the training code's optimiser state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from collaface import config as cfgmod
+
+log = logging.getLogger(__name__)
+
+FORMAT = "collaface-checkpoint"
+VERSION = 1
+CKPT_PATTERN = re.compile(r"^ckpt-(\d{8})\.pt$")
+WEIGHTS_FILE = "generator.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or exported model cannot be used; the message names the file and why."""
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"ckpt-{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints in ``folder``, oldest first (by step)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -> Path:
+    """Write ``state`` atomically as ckpt-<step>.pt and delete all but the newest ``keep``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(folder, step)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    with open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a resumable checkpoint with ``weights_only=True``; CheckpointError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError/EOFError/UnpicklingError/... for bad files
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a collaface checkpoint (no '{FORMAT}' marker)")
+    if state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state.get('version')} is not supported (need {VERSION})")
+    missing = [k for k in ("config", "step", "generator") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return state
+
+
+def load_latest(folder: Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict] | None:
+    """The newest checkpoint in ``folder`` that loads; unusable newer ones are reported and skipped."""
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            return path, load_checkpoint(path, map_location)
+        except CheckpointError as err:
+            log.warning("%s — falling back to the previous checkpoint", err)
+    return None
+
+
+def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -> Path:
+    """Write generator weights (safetensors) + config.json from a loaded checkpoint ``state``."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        k: (v.half() if half and v.is_floating_point() else v).contiguous()
+        for k, v in state["generator"].items()
+    }
+    tmp = out_dir / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
+    save_file(tensors, str(tmp), metadata={"format": "collaface-generator", "step": str(state["step"])})
+    os.replace(tmp, out_dir / WEIGHTS_FILE)
+    meta = {"config": state["config"], "step": state["step"], "dtype": "float16" if half else "float32"}
+    (out_dir / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    return out_dir
+
+
+def load_exported(model_dir: Path) -> tuple[cfgmod.Config, dict[str, torch.Tensor]]:
+    """(config, float32 generator state dict) of an exported model folder; clear errors if broken."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    weights, config_file = model_dir / WEIGHTS_FILE, model_dir / CONFIG_FILE
+    for path in (weights, config_file):
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing from the exported model folder")
+    try:
+        meta = json.loads(config_file.read_text())
+        cfg = cfgmod.from_dict(meta["config"])
+    except (json.JSONDecodeError, KeyError, cfgmod.ConfigError) as err:
+        raise CheckpointError(f"{config_file}: invalid model config ({err})") from None
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights}: unreadable weights file ({err})") from None
+    return cfg, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}

@@ -22,7 +22,8 @@ def make_prepared(root, n=6, size=64, broken=()):
     (root / "parsing").mkdir()
     rows = []
     points = np.array([[20, 24], [44, 24], [32, 36], [24, 48], [40, 48]], np.float32) * size / 64
-    blob_labels = ["left_eye", "right_eye", "nose", "upper_lip", "lower_lip"]
+    # Mouth corners get the brow labels: a flip must swap them like the left/right points.
+    blob_labels = ["left_eye", "right_eye", "nose", "left_brow", "right_brow"]
     for i in range(n):
         image = rng.integers(60, 200, (size, size, 3), dtype=np.uint8)
         parsing = np.full((size, size), labels.LABEL_INDEX["skin"], np.uint8)
@@ -74,7 +75,7 @@ def test_augmented_landmarks_stay_on_their_parts(tmp_path):
     make_prepared(tmp_path, size=64)
     cfg = data_cfg(tmp_path, "data.image_size=64", "data.augment.rotation=20", "data.augment.flip=0.5")
     ds = build_dataset(cfg, "train")
-    expected = ["left_eye", "right_eye", "nose", "upper_lip", "lower_lip"]
+    expected = ["left_eye", "right_eye", "nose", "left_brow", "right_brow"]
     for epoch in range(6):
         ds.set_epoch(epoch)
         sample = ds[epoch % len(ds)]

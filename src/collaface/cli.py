@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -33,6 +34,36 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         preview=args.preview,
     )
     print(summary)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from collaface.training.loop import train
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.root={args.data}")
+    if args.source:
+        overrides.append(f"data.source={args.source}")
+    cfg = cfgmod.load_config(args.preset, overrides)
+    pos = train(cfg, Path(args.out), progress=not args.no_progress)
+    print(f"trained to step {pos.step} (epoch {pos.epoch}); run folder: {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from collaface.training import checkpoint
+
+    source = Path(args.checkpoint)
+    if source.is_dir():
+        found = checkpoint.load_latest(source / "checkpoints" if (source / "checkpoints").is_dir() else source)
+        if found is None:
+            raise checkpoint.CheckpointError(f"{source}: no loadable checkpoint found")
+        path, state = found
+    else:
+        path, state = source, checkpoint.load_checkpoint(source)
+    out = checkpoint.export_generator(state, Path(args.out), half=args.half)
+    print(f"exported generator of {path} (step {state['step']}) to {out}")
     return 0
 
 
@@ -74,10 +105,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", type=int, default=0, metavar="N",
                    help="also write OUT/preview.png: a contact sheet of N faces with landmarks and parsing")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "train",
+        help="train a collaGAN variant (resumable: rerun the same command to continue)",
+        description=(
+            "Train PRESET on a dataset. Rerunning into the same --out continues from the newest "
+            "checkpoint; SIGINT/SIGTERM save one before stopping. Multi-GPU/multi-node: "
+            "torchrun --nproc_per_node N -m collaface train ..."
+        ),
+    )
+    p.add_argument("preset", help=f"preset name ({', '.join(cfgmod.list_presets())}) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32 model.ngf=32")
+    p.add_argument("--data", help="dataset folder (sets data.root)")
+    p.add_argument("--source", choices=("prepared", "celeba", "celebamask_hq"), help="dataset layout (data.source)")
+    p.add_argument("--out", required=True, help="run folder (config, checkpoints, logs, sample grids)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="export a checkpoint's generator as safetensors + config.json")
+    p.add_argument("checkpoint", help="a ckpt-*.pt file, or a run folder (its newest loadable checkpoint)")
+    p.add_argument("--out", required=True, help="output folder for generator.safetensors and config.json")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -85,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     except cfgmod.ConfigError as err:
         print(f"collaface: config error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("collaface: interrupted", file=sys.stderr)
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
+        print(f"collaface: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        print(f"collaface: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
         return 130
 
 

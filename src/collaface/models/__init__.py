@@ -1,0 +1,31 @@
+"""collaGAN networks: U-Net generator with task heads, conditional PatchGAN discriminators."""
+
+from collaface.models.build import (
+    CollaGAN,
+    build_generator,
+    build_model,
+    count_macs,
+    count_parameters,
+    example_batch,
+    init_weights,
+    model_costs,
+)
+from collaface.models.discriminator import PatchDiscriminator, patch_grid_size
+from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator, conditioning_input
+
+__all__ = [
+    "CollaGAN",
+    "PatchDiscriminator",
+    "TARGET_KEYS",
+    "TASK_CHANNELS",
+    "UNetGenerator",
+    "build_generator",
+    "build_model",
+    "conditioning_input",
+    "count_macs",
+    "count_parameters",
+    "example_batch",
+    "init_weights",
+    "model_costs",
+    "patch_grid_size",
+]

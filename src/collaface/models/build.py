@@ -1,0 +1,137 @@
+"""``build_model(cfg)``: the only way any command makes a collaGAN; plus size and cost counts."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from collaface.config import Config
+from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
+from collaface.models.discriminator import PatchDiscriminator
+from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator
+
+INIT_STD = 0.02
+
+
+class CollaGAN(nn.Module):
+    """The generator and one conditional PatchGAN per task that is on.
+
+    Attributes:
+        generator: UNetGenerator; ``model(masked, mask)`` calls it.
+        discriminators: nn.ModuleDict task -> PatchDiscriminator, keys in i, s, d order.
+    """
+
+    def __init__(self, generator: UNetGenerator, discriminators: dict[str, PatchDiscriminator]):
+        super().__init__()
+        self.generator = generator
+        self.discriminators = nn.ModuleDict(discriminators)
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Generator outputs {task: (B,C_t,S,S)}; see UNetGenerator.forward."""
+        return self.generator(masked, mask)
+
+
+def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """DCGAN/pix2pix init: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, INIT_STD, generator=generator)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, INIT_STD, generator=generator)
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def _init_rng(cfg: Config) -> torch.Generator:
+    return torch.Generator().manual_seed(cfg.train.seed)
+
+
+def _generator(cfg: Config) -> UNetGenerator:
+    m = cfg.model
+    return UNetGenerator(cfg.data.image_size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel)
+
+
+def build_generator(cfg: Config) -> UNetGenerator:
+    """The generator alone (inference), initialised from ``cfg.train.seed`` like build_model's."""
+    generator = _generator(cfg)
+    init_weights(generator, _init_rng(cfg))
+    return generator
+
+
+def build_model(cfg: Config) -> CollaGAN:
+    """Generator + one discriminator per task in ``cfg.model.tasks``; weights initialised
+    deterministically from ``cfg.train.seed`` (generator first, then D_i, D_s, D_d)."""
+    m = cfg.model
+    model = CollaGAN(
+        _generator(cfg),
+        {t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel) for t in m.tasks},
+    )
+    init_weights(model, _init_rng(cfg))
+    return model
+
+
+def example_batch(
+    cfg: Config, batch_size: int, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """A random batch with the keys, shapes and ranges the model and losses expect (for tests,
+    cost counts and benchmarks): masked/image (B,3,S,S) in [-1,1], mask (B,1,S,S) in {0,1} with
+    1 = hole, parsing_onehot (B,11,S,S) in {-1,1}, heatmaps (B,5,S,S) in [-1,1]."""
+    size, g = cfg.data.image_size, generator
+    image = torch.rand(batch_size, 3, size, size, generator=g) * 2 - 1
+    mask = (torch.rand(batch_size, 1, size, size, generator=g) < 0.5).float()
+    noise = torch.rand(batch_size, 3, size, size, generator=g) * 2 - 1
+    labels = torch.randint(NUM_CLASSES, (batch_size, size, size), generator=g)
+    onehot = nn.functional.one_hot(labels, NUM_CLASSES).permute(0, 3, 1, 2).float() * 2 - 1
+    return {
+        "masked": mask * noise + (1 - mask) * image,
+        "mask": mask,
+        "image": image,
+        "parsing_onehot": onehot,
+        "heatmaps": torch.rand(batch_size, NUM_LANDMARKS, size, size, generator=g) * 2 - 1,
+    }
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Multiply-accumulates of the Conv2d/ConvTranspose2d layers in one forward on ``inputs``,
+    divided by the batch size (MACs per image; FLOPs ~ 2 x MACs). BatchNorm and activations
+    are left out (under 1% here)."""
+    total = 0
+
+    def hook(layer: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kernel = layer.weight[0].numel()  # (C_in or, for ConvT, C_out) / groups * kh * kw
+        if isinstance(layer, nn.ConvTranspose2d):
+            total += args[0].numel() * kernel  # every input element is spread over a kernel
+        else:
+            total += out.numel() * kernel
+
+    convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [m.register_forward_hook(hook) for m in convs]
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(*inputs)
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    return total // inputs[0].shape[0]
+
+
+def model_costs(model: CollaGAN, cfg: Config) -> dict[str, dict[str, int]]:
+    """{"generator" | "D_i" | "D_s" | "D_d": {"params": int, "macs": int}}, MACs per 1 image."""
+    batch = example_batch(cfg, 1, torch.Generator().manual_seed(0))
+    costs = {"generator": {"params": count_parameters(model.generator),
+                           "macs": count_macs(model.generator, batch["masked"], batch["mask"])}}
+    for task, disc in model.discriminators.items():
+        target = batch[TARGET_KEYS[task]]
+        costs[f"D_{task}"] = {"params": count_parameters(disc),
+                              "macs": count_macs(disc, batch["masked"], batch["mask"], target)}
+    return costs

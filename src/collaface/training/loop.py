@@ -1,0 +1,336 @@
+"""``collaface train``: the resumable collaGAN training loop.
+
+Run folder::
+
+    RUN/config.yaml            resolved config (written once; a rerun must match it)
+    RUN/checkpoints/ckpt-<step>.pt   resumable state, newest ``train.keep_checkpoints`` kept
+    RUN/stats.jsonl            one JSON line per ``train.log_every`` steps (same numbers as TensorBoard)
+    RUN/tb/                    TensorBoard scalars
+    RUN/samples/step-<step>.png   sample grids on fixed validation faces
+
+Rerunning the same command continues from the newest loadable checkpoint (same data order,
+masks and augmentation: they are keyed by (seed, epoch, index) and the data position is saved).
+SIGINT/SIGTERM save a checkpoint and stop cleanly; ``kill -9`` loses at most the steps since the
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from collaface import config as cfgmod
+from collaface.config import Config
+from collaface.data.dataset import FaceDataset, build_dataset
+from collaface.data.sources.base import DatasetLayoutError
+from collaface.models.build import CollaGAN, build_model, example_batch
+from collaface.training import checkpoint, distributed
+from collaface.training.hardware import SpeedSettings, choose_speed_settings, cpu_description, resolve_device
+from collaface.training.samples import write_sample_grid
+from collaface.training.step import make_optimizers, prepare_batch, train_step
+
+log = logging.getLogger(__name__)
+
+SAMPLE_FACES = 8
+SAMPLE_MASKS = ("block", "freeform", "O1", "O6")
+# Sections that define the model and objective: a run folder keeps them for its whole life.
+FROZEN_SECTIONS = ("model", "loss")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue; the message says why and what is kept."""
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded permutation for one epoch, this rank's share, whole batches only, starting at
+    ``start_batch`` (the saved data position on resume)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, info: distributed.DistInfo, start_batch: int):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        per_rank = n // info.world_size
+        mine = order[: per_rank * info.world_size][info.rank::info.world_size]
+        self.batches = per_rank // batch_size
+        self.indices = mine[start_batch * batch_size: self.batches * batch_size].tolist()
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class Position:
+    step: int = 0            # batches trained so far (all epochs)
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of the current epoch already trained
+
+
+def _check_run_config(cfg: Config, run_dir: Path) -> None:
+    """A run folder keeps its model/loss config; other sections (budget, logging) may change."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = cfgmod.to_dict(cfgmod.from_dict(cfgmod.read_yaml(saved_path)))
+    current = cfgmod.to_dict(cfg)
+    diffs = [
+        f"{section}.{key}: run has {saved[section][key]!r}, now {current[section][key]!r}"
+        for section in FROZEN_SECTIONS
+        for key in current[section]
+        if saved[section][key] != current[section][key]
+    ]
+    if saved["data"]["image_size"] != current["data"]["image_size"]:
+        diffs.append(f"data.image_size: run has {saved['data']['image_size']}, now {current['data']['image_size']}")
+    if diffs:
+        raise cfgmod.ConfigError(
+            f"{run_dir} was started with another model/loss config ({'; '.join(diffs)}); use a new --out"
+        )
+
+
+def _fixed_sample_batch(cfg: Config) -> dict | None:
+    """SAMPLE_FACES faces of the val split (train split if there is none), fixed masks."""
+    faces = []
+    for split in ("val", "train"):
+        try:
+            sets = [build_dataset(cfg.data, split, mask=kind, augment=False, seed=cfg.eval.seed) for kind in SAMPLE_MASKS]
+        except DatasetLayoutError:
+            continue
+        count = min(SAMPLE_FACES, len(sets[0]))
+        faces = [sets[k % len(sets)][k] for k in range(count)]
+        break
+    if not faces:
+        return None
+    return torch.utils.data.default_collate(faces)
+
+
+def _write_stats(run_dir: Path, record: dict) -> None:
+    with open(run_dir / "stats.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _truncate_stats(run_dir: Path, step: int) -> None:
+    """Drop stats lines past ``step`` (written after the checkpoint we resume from)."""
+    path = run_dir / "stats.jsonl"
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
+
+
+def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings) -> dict:
+    return {
+        "config": cfgmod.to_dict(cfg),
+        "step": pos.step,
+        "epoch": pos.epoch,
+        "batch_in_epoch": pos.batch_in_epoch,
+        "generator": model.generator.state_dict(),
+        "discriminators": model.discriminators.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "speed": {"precision": settings.precision, "channels_last": settings.channels_last},
+    }
+
+
+def _restore(state: dict, model: CollaGAN, opt_g, opt_d) -> tuple[Position, SpeedSettings]:
+    model.generator.load_state_dict(state["generator"])
+    model.discriminators.load_state_dict(state["discriminators"])
+    opt_g.load_state_dict(state["opt_g"])
+    opt_d.load_state_dict(state["opt_d"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    speed = SpeedSettings(state["speed"]["precision"], state["speed"]["channels_last"])
+    return Position(state["step"], state["epoch"], state["batch_in_epoch"]), speed
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next step boundary."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _probe_step(cfg: Config, device: torch.device):
+    def step(model: CollaGAN, settings: SpeedSettings, batch_size: int) -> None:
+        opt_g, opt_d = make_optimizers(model, cfg)
+        fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+        model.to(memory_format=fmt)
+        batch = {k: v.to(device).contiguous(memory_format=fmt) for k, v in example_batch(cfg, batch_size).items()}
+        train_step(model, batch, cfg, opt_g, opt_d, settings)
+
+    return step
+
+
+def train(cfg: Config, run_dir: Path, *, progress: bool = True) -> Position:
+    """Train (or continue training) ``cfg`` in ``run_dir``; returns the final position."""
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    info = distributed.setup(device.type)
+    try:
+        return _train(cfg, run_dir, device, info, progress)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.DistInfo, progress: bool) -> Position:
+    _check_run_config(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed + info.rank)
+    model = build_model(cfg).to(device)
+    distributed.broadcast_module(model, info)
+    opt_g, opt_d = make_optimizers(model, cfg)
+
+    dataset: FaceDataset = build_dataset(cfg.data, "train", seed=cfg.train.seed, require=tuple(cfg.model.tasks))
+    batch_size = cfg.train.batch_size
+    batches_per_epoch = len(dataset) // info.world_size // batch_size
+    if batches_per_epoch == 0:
+        raise TrainingError(
+            f"{len(dataset)} training faces are fewer than one batch of {batch_size} per rank "
+            f"({info.world_size} rank(s)): lower train.batch_size"
+        )
+    total_steps = cfg.train.epochs * batches_per_epoch
+    if cfg.train.max_steps:
+        total_steps = min(total_steps, cfg.train.max_steps)
+
+    ckpt_dir = run_dir / "checkpoints"
+    latest = checkpoint.load_latest(ckpt_dir, map_location=device)
+    if latest is None and checkpoint.list_checkpoints(ckpt_dir):
+        raise TrainingError(f"no checkpoint in {ckpt_dir} can be loaded (all truncated or foreign); "
+                            "move them away to start afresh")
+    if latest is not None:
+        path, state = latest
+        pos, settings = _restore(state, model, opt_g, opt_d)
+        log.info("resuming from %s (step %d, epoch %d)", path, pos.step, pos.epoch)
+    else:
+        pos = Position()
+        settings = choose_speed_settings(cfg, model, device, _probe_step(cfg, device))
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "config.yaml").is_file():
+            cfgmod.save_config(cfg, run_dir / "config.yaml")
+        _truncate_stats(run_dir, pos.step)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    writer = None
+    sample_batch = None
+    if info.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=pos.step + 1)
+        sample_batch = _fixed_sample_batch(cfg)
+        log.info("device %s (%s), settings %s, %d faces, %d batches/epoch, %d steps",
+                 device, cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device),
+                 settings, len(dataset), batches_per_epoch, total_steps)
+
+    def save() -> None:
+        if info.is_main:
+            checkpoint.save_checkpoint(_state(model, opt_g, opt_d, cfg, pos, settings), ckpt_dir, pos.step,
+                                       cfg.train.keep_checkpoints)
+
+    def samples() -> None:
+        if info.is_main and sample_batch is not None:
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in sample_batch.items()}
+            write_sample_grid(model, batch, run_dir / "samples" / f"step-{pos.step:08d}.png")
+
+    bar = tqdm(total=total_steps, initial=pos.step, disable=not (progress and info.is_main), unit="step",
+               dynamic_ncols=True)
+    sums: dict[str, float] = {}
+    logged = 0
+    nonfinite_in_row = 0
+    window_start, window_steps = time.perf_counter(), 0
+    images_per_step = batch_size * info.world_size
+    with _StopRequest() as stop:
+        while pos.step < total_steps:
+            dataset.set_epoch(pos.epoch)
+            sampler = EpochSampler(len(dataset), batch_size, cfg.train.seed, pos.epoch, info, pos.batch_in_epoch)
+            loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                                num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+            for raw in loader:
+                batch = prepare_batch(raw, cfg, device, settings.channels_last)
+                metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info)
+                pos.step += 1
+                pos.batch_in_epoch += 1
+                window_steps += 1
+                bar.update(1)
+                if applied:
+                    nonfinite_in_row = 0
+                    for name, value in metrics.items():
+                        sums[name] = sums.get(name, 0.0) + float(value)
+                    logged += 1
+                else:
+                    nonfinite_in_row += 1
+                    log.warning("step %d: non-finite loss, update skipped (%s)", pos.step,
+                                ", ".join(f"{k}={float(v):.4g}" for k, v in metrics.items()))
+                    if nonfinite_in_row >= cfg.train.max_nonfinite:
+                        raise TrainingError(
+                            f"{nonfinite_in_row} non-finite losses in a row at step {pos.step}: stopping. "
+                            f"The last good checkpoint in {ckpt_dir} is kept; lower train.lr or check the data."
+                        )
+                if pos.step % cfg.train.log_every == 0 or pos.step == total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    record = {"step": pos.step, "epoch": pos.epoch, "time": time.time(),
+                              "img_per_s": window_steps * images_per_step / max(elapsed, 1e-9)}
+                    record.update({k: v / max(logged, 1) for k, v in sums.items()})
+                    if info.is_main:
+                        _write_stats(run_dir, record)
+                        for key, value in record.items():
+                            if key not in ("step", "epoch", "time"):
+                                writer.add_scalar(key, value, pos.step)
+                        bar.set_postfix({"img/s": f"{record['img_per_s']:.1f}",
+                                         **{k: f"{record[k]:.3g}" for k in ("g/total", "d/total") if k in record}})
+                    sums, logged = {}, 0
+                    window_start, window_steps = time.perf_counter(), 0
+                if pos.step % cfg.train.sample_every == 0:
+                    samples()
+                if pos.step % cfg.train.checkpoint_every == 0:
+                    save()
+                if stop.signal is not None or pos.step >= total_steps:
+                    break
+            else:
+                pos.epoch += 1
+                pos.batch_in_epoch = 0
+                continue
+            if stop.signal is not None:
+                save()
+                bar.close()
+                if writer:
+                    writer.close()
+                raise KeyboardInterrupt(f"stopped by signal {stop.signal} at step {pos.step}; checkpoint saved, "
+                                        "rerun the same command to continue")
+            if pos.batch_in_epoch == batches_per_epoch:
+                pos.epoch += 1
+                pos.batch_in_epoch = 0
+    bar.close()
+    save()
+    samples()
+    if writer:
+        writer.close()
+    return pos

@@ -54,14 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from collaface.training import checkpoint
 
-    source = Path(args.checkpoint)
-    if source.is_dir():
-        found = checkpoint.load_latest(source / "checkpoints" if (source / "checkpoints").is_dir() else source)
-        if found is None:
-            raise checkpoint.CheckpointError(f"{source}: no loadable checkpoint found")
-        path, state = found
-    else:
-        path, state = source, checkpoint.load_checkpoint(source)
+    path, state = checkpoint.resolve_checkpoint(Path(args.checkpoint))
     out = checkpoint.export_generator(state, Path(args.out), half=args.half)
     print(f"exported generator of {path} (step {state['step']}) to {out}")
     return 0
@@ -134,7 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may come after options (``train m_i --data D train.lr=1e-3``): collect them.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
     except cfgmod.ConfigError as err:

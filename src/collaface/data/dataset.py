@@ -166,7 +166,8 @@ def build_dataset(
         raise DatasetLayoutError("no dataset given: pass --data DIR (or set data.root)")
     options: dict = {}
     if cfg.source == "celeba":
-        options = {"images": cfg.celeba_images, "crop_size": cfg.image_size, "annotation_cache": cfg.annotation_cache}
+        options = {"images": cfg.celeba_images, "crop_size": cfg.image_size, "annotation_cache": cfg.annotation_cache,
+                   "annotate_missing": "s" in require}
     elif cfg.source == "celebamask_hq":
         options = {"crop_size": cfg.image_size}
     source = open_source(cfg.source, cfg.root, split, **options)

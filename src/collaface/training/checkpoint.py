@@ -95,6 +95,17 @@ def load_latest(folder: Path, map_location: str | torch.device = "cpu") -> tuple
     return None
 
 
+def resolve_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+    """(file, state) for a ckpt-*.pt file, or the newest loadable one of a run folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return path, load_checkpoint(path, map_location)
+    found = load_latest(path / "checkpoints" if (path / "checkpoints").is_dir() else path, map_location)
+    if found is None:
+        raise CheckpointError(f"{path}: no loadable checkpoint found")
+    return found
+
+
 def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -> Path:
     """Write generator weights (safetensors) + config.json from a loaded checkpoint ``state``."""
     from safetensors.torch import save_file
@@ -107,6 +118,7 @@ def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -
     }
     tmp = out_dir / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
     save_file(tensors, str(tmp), metadata={"format": "collaface-generator", "step": str(state["step"])})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out_dir / WEIGHTS_FILE)
     meta = {"config": state["config"], "step": state["step"], "dtype": "float16" if half else "float32"}
     (out_dir / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
@@ -133,3 +145,22 @@ def load_exported(model_dir: Path) -> tuple[cfgmod.Config, dict[str, torch.Tenso
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{weights}: unreadable weights file ({err})") from None
     return cfg, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def load_generator(path: Path, map_location: str | torch.device = "cpu"):
+    """(config, generator in eval mode) from an exported model folder, a run folder or a
+    ckpt-*.pt file — the one way inference and evaluation get a trained generator."""
+    from collaface.models.build import build_generator
+
+    path = Path(path)
+    if (path / WEIGHTS_FILE).is_file() or (path / CONFIG_FILE).is_file():
+        cfg, weights = load_exported(path)
+    else:
+        state = resolve_checkpoint(path, map_location)[1]
+        cfg, weights = cfgmod.from_dict(state["config"]), state["generator"]
+    generator = build_generator(cfg)
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not match the model its config describes ({err})") from None
+    return cfg, generator.to(map_location).eval()

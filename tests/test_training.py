@@ -1,0 +1,242 @@
+"""The trainer: real steps, checkpoints, exact resume (also after kill -9), bad checkpoints,
+non-finite losses, 2-process gloo data parallelism, export."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from collaface import config as C
+from collaface.models.build import build_model, example_batch
+from collaface.training import checkpoint, step as step_module
+from collaface.training.loop import TrainingError, train
+from test_dataset import make_prepared
+from test_sources import make_celeba_layout
+
+FAST = ["train.precision=fp32", "train.channels_last=false", "data.num_workers=0", "train.log_every=1"]
+
+
+def small_cfg(root, *overrides, preset="small"):
+    return C.load_config(preset, [f"data.root={root}", *FAST, *overrides])
+
+
+@pytest.fixture()
+def data(tmp_path):
+    make_prepared(tmp_path / "data", n=12, size=64)
+    return tmp_path / "data"
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = checkpoint.load_latest(run_dir / "checkpoints")[1]
+    return {**{f"G.{k}": v for k, v in state["generator"].items()},
+            **{f"D.{k}": v for k, v in state["discriminators"].items()}}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def test_run_folder_contents(data, tmp_path):
+    run = tmp_path / "run"
+    pos = train(small_cfg(data, "train.max_steps=4", "train.sample_every=2", "train.epochs=3"), run, progress=False)
+    assert pos.step == 4 and pos.epoch == 1 and pos.batch_in_epoch == 1  # 3 batches per epoch
+    assert (run / "config.yaml").is_file() and C.load_config(str(run / "config.yaml")).model.ngf == 8
+    lines = (run / "stats.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and '"g/rec_i"' in lines[0] and '"img_per_s"' in lines[0]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
+    assert list((run / "tb").iterdir())
+    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000004.pt"]
+
+
+def test_resume_is_exact(data, tmp_path):
+    """N + N steps (stopped and resumed mid-epoch) give the same weights as 2N in one go."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(small_cfg(data, "train.max_steps=8", "train.epochs=5"), straight, progress=False)
+    train(small_cfg(data, "train.max_steps=4", "train.epochs=5"), resumed, progress=False)
+    pos = train(small_cfg(data, "train.max_steps=8", "train.epochs=5"), resumed, progress=False)
+    assert pos.step == 8
+    assert_same_weights(weights(straight), weights(resumed))
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (resumed / "stats.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+
+
+def test_kill_9_then_resume_matches_uninterrupted(data, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    args = ["small", "--data", str(data), *FAST, "train.epochs=50", "train.checkpoint_every=3", "--no-progress"]
+    train(small_cfg(data, "train.epochs=50", "train.max_steps=12"), straight, progress=False)
+    proc = subprocess.Popen([sys.executable, "-m", "collaface", "train", *args, "--out", str(killed),
+                             "train.max_steps=1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((killed / "checkpoints").glob("ckpt-*.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.list_checkpoints(killed / "checkpoints"), "no checkpoint before the kill"
+    first = checkpoint.list_checkpoints(killed / "checkpoints")[0].name
+    # Continue to step 12 from whatever the kill left (a newer checkpoint may exist past 12).
+    for path in checkpoint.list_checkpoints(killed / "checkpoints"):
+        if int(path.stem.split("-")[1]) > 12:
+            path.unlink()
+    train(small_cfg(data, "train.epochs=50", "train.max_steps=12"), killed, progress=False)
+    assert first.startswith("ckpt-")
+    assert_same_weights(weights(straight), weights(killed))
+
+
+def test_sigterm_saves_a_checkpoint(data, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "collaface", "train", "small", "--data", str(data), *FAST,
+                             "train.epochs=1000", "train.checkpoint_every=100000", "--no-progress", "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "stats.jsonl").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err
+    assert checkpoint.list_checkpoints(run / "checkpoints")
+
+
+def test_truncated_checkpoint_falls_back_to_previous(data, tmp_path):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=4", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)
+    older, newest = checkpoint.list_checkpoints(run / "checkpoints")
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.raises(checkpoint.CheckpointError, match=f"{newest.name}: not a readable checkpoint"):
+        checkpoint.load_checkpoint(newest)
+    path, state = checkpoint.load_latest(run / "checkpoints")
+    assert path == older and state["step"] == 2
+    torch.save({"weights": torch.zeros(2)}, run / "foreign.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="not a collaface checkpoint"):
+        checkpoint.load_checkpoint(run / "foreign.pt")
+    pos = train(small_cfg(data, "train.max_steps=5", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)
+    assert pos.step == 5  # resumed from step 2, not from the truncated step 4
+
+
+def test_run_folder_keeps_its_model(data, tmp_path):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=1"), run, progress=False)
+    with pytest.raises(C.ConfigError, match="model.ngf: run has 8, now 16"):
+        train(small_cfg(data, "train.max_steps=2", "model.ngf=16"), run, progress=False)
+
+
+def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=2", "train.epochs=9"), run, progress=False)
+    real = step_module.losses.generator_loss
+
+    def nan_loss(*args, **kwargs):
+        total, metrics = real(*args, **kwargs)
+        return total * float("nan"), metrics
+
+    monkeypatch.setattr(step_module.losses, "generator_loss", nan_loss)
+    with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
+        train(small_cfg(data, "train.max_steps=20", "train.epochs=9", "train.max_nonfinite=3"), run, progress=False)
+    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
+
+
+@pytest.mark.parametrize("preset", ["m_i", "m_s", "m_d", "m_is", "m_id", "m_isd", "m_isd_star"])
+def test_every_preset_trains(data, tmp_path, preset):
+    cfg = small_cfg(data, "train.max_steps=2", "data.image_size=32", "model.ngf=4", "model.ndf=4",
+                    "train.batch_size=4", preset=preset)
+    train(cfg, tmp_path / preset, progress=False)
+    record = (tmp_path / preset / "stats.jsonl").read_text().splitlines()[-1]
+    for task in cfg.model.tasks:
+        assert f'"g/rec_{task}"' in record and f'"d/real_{task}"' in record
+    assert "nan" not in record.lower()
+
+
+def test_real_faces_step(shared_faces, tmp_path):
+    """One real training step on shared CelebA photos (official landmarks; tasks i and d)."""
+    make_celeba_layout(shared_faces, tmp_path / "celeba", n_images=8)
+    cfg = C.load_config("small", [*FAST, f"data.root={tmp_path / 'celeba'}", "data.source=celeba",
+                                  "model.tasks=[i, d]", "data.image_size=64", "train.max_steps=2",
+                                  "train.epochs=2"])
+    pos = train(cfg, tmp_path / "run", progress=False)
+    assert pos.step == 2
+    import json
+    record = json.loads((tmp_path / "run" / "stats.jsonl").read_text().splitlines()[-1])
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if "/" in k)
+    assert 0 < record["g/rec_i"] < 2 and 0 < record["d/total"] < 10
+
+
+def test_export_then_load_gives_identical_outputs(data, tmp_path):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=2"), run, progress=False)
+    _, state = checkpoint.resolve_checkpoint(run)
+    checkpoint.export_generator(state, tmp_path / "model")
+    cfg, from_ckpt = checkpoint.load_generator(run)
+    _, from_export = checkpoint.load_generator(tmp_path / "model")
+    batch = example_batch(cfg, 2, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = from_ckpt(batch["masked"], batch["mask"]), from_export(batch["masked"], batch["mask"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    checkpoint.export_generator(state, tmp_path / "half", half=True)
+    assert (tmp_path / "half" / "generator.safetensors").stat().st_size < 0.6 * (tmp_path / "model" / "generator.safetensors").stat().st_size
+    (tmp_path / "model" / "generator.safetensors").write_bytes(b"broken")
+    with pytest.raises(checkpoint.CheckpointError, match="generator.safetensors: unreadable weights file"):
+        checkpoint.load_generator(tmp_path / "model")
+    (tmp_path / "model" / "generator.safetensors").unlink()
+    with pytest.raises(checkpoint.CheckpointError, match="generator.safetensors: missing"):
+        checkpoint.load_generator(tmp_path / "model")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from collaface.training.distributed import DistInfo, broadcast_module
+    from collaface.training.hardware import SpeedSettings
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    cfg = C.load_config("small", ["data.image_size=32", "model.ngf=4", "model.ndf=4", f"train.seed={rank}"])
+    model = build_model(cfg)  # different init per rank on purpose: broadcast must fix it
+    info = DistInfo(rank, world, 0)
+    broadcast_module(model, info)
+    opt_g, opt_d = step_module.make_optimizers(model, cfg)
+    for k in range(2):  # different data per rank
+        batch = example_batch(cfg, 4, torch.Generator().manual_seed(100 * rank + k))
+        step_module.train_step(model, batch, cfg, opt_g, opt_d, SpeedSettings("fp32", False), info)
+    flat = torch.cat([t.detach().reshape(-1).float() for t in [*model.parameters(), *model.buffers()]])
+    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    dist.all_gather(gathered, flat)
+    if rank == 0:
+        torch.save({"same": all(torch.equal(gathered[0], g) for g in gathered[1:]),
+                    "moved": True}, out)
+    dist.destroy_process_group()
+
+
+def test_two_process_gloo_ranks_stay_identical(tmp_path):
+    out = tmp_path / "result.pt"
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    assert torch.load(out)["same"]
+
+
+def test_torchrun_two_processes_only_rank0_writes(data, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         "-m", "collaface", "train", "small", "--data", str(data), *FAST, "train.max_steps=2", "train.batch_size=2",
+         "--no-progress", "--out", str(run)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
+    assert len((run / "stats.jsonl").read_text().splitlines()) == 2

@@ -60,6 +60,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from collaface.bench import WIDTHS, run_bench
+
+    widths = [w for w in WIDTHS if args.ngf is None or w[0] in args.ngf]
+    report = run_bench(Path(args.out), batch_size=args.batch_size, warmup=args.warmup, steps=args.steps,
+                       compile_=not args.no_compile, widths=widths)
+    print()
+    print(open(Path(args.out) / "bench.md").read(), end="")
+    return 0 if all(c["passed"] for c in report["checks"]) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="collaface",
@@ -121,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for generator.safetensors and config.json")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure training/inference speed and memory on this machine",
+        description="Times one D+G training step per setting (fp32, channels_last, bf16, compile, auto) "
+        "at 128 px, and generator inference; writes OUT/bench.json and OUT/bench.md; exits 1 if a "
+        "requirement check fails.",
+    )
+    p.add_argument("--out", default="work/bench", help="output folder (default work/bench)")
+    p.add_argument("--ngf", type=int, nargs="*", help="only these generator widths (32 and/or 64)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per setting (median reported)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile setting")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -46,6 +46,12 @@ SAMPLE_MASKS = ("block", "freeform", "O1", "O6")
 FROZEN_SECTIONS = ("model", "loss")
 
 
+def compile_model(model: CollaGAN) -> None:
+    """torch.compile every network's forward in place; state_dict keys stay unprefixed."""
+    for module in (model.generator, *model.discriminators.values()):
+        module.forward = torch.compile(module.forward)
+
+
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what is kept."""
 
@@ -238,6 +244,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
         _truncate_stats(run_dir, pos.step)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)
+    if cfg.train.compile:
+        compile_model(model)
 
     writer = None
     sample_batch = None

@@ -1,0 +1,217 @@
+"""``collaface bench``: training and inference speed and memory of the collaGAN networks.
+
+Each training setting runs in its own subprocess (so peak RSS is that setting's own): one
+explicit D + G step per batch of random faces (``models.build.example_batch``) at 128 px,
+warm-up steps excluded. Settings: fp32 NCHW, fp32 channels_last, bf16 autocast (where the
+hardware has bf16), torch.compile (fp32), and what ``train.precision=auto`` /
+``train.channels_last=auto`` pick on this machine. The G/D split is the time of a
+generator-only step (reconstruction losses, no discriminators) against the full step.
+
+Achieved GFLOP/s counts conv MACs x 2 with: generator forward + backward = 3x its forward;
+each discriminator runs real and fake forward + backward in the D phase (6x) and forward +
+input-gradient in the G phase (2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from collaface import config as cfgmod
+from collaface.models.build import build_model, example_batch, model_costs
+from collaface.training.hardware import (
+    SpeedSettings,
+    bf16_supported,
+    choose_speed_settings,
+    cpu_description,
+)
+from collaface.training.loop import compile_model
+from collaface.training.step import make_optimizers, train_step
+
+WIDTHS = ((32, 32), (64, 64))
+AUTO_TOLERANCE = 0.05
+BF16_MIN_SPEEDUP = 1.7
+LATENCY_LIMIT_MS = 30.0
+
+
+def _config(ngf: int, ndf: int, batch_size: int, precision="fp32", channels_last=False) -> cfgmod.Config:
+    return cfgmod.load_config("m_isd_star", [f"model.ngf={ngf}", f"model.ndf={ndf}", f"train.batch_size={batch_size}",
+                                             f"train.precision={precision}", f"train.channels_last={channels_last}"])
+
+
+def _batch(cfg: cfgmod.Config, batch_size: int, channels_last: bool) -> dict[str, torch.Tensor]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return {k: v.contiguous(memory_format=fmt) for k, v in example_batch(cfg, batch_size, torch.Generator().manual_seed(0)).items()}
+
+
+def _time_steps(run_step, warmup: int, steps: int) -> list[float]:
+    for _ in range(warmup):
+        run_step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        run_step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_training(ngf: int, ndf: int, batch_size: int, setting: str, warmup: int, steps: int) -> dict:
+    """One setting (fp32 | fp32_cl | bf16 | bf16_cl | compile | auto) in this process."""
+    cfg = _config(ngf, ndf, batch_size)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    if setting == "auto":
+        auto_cfg = _config(ngf, ndf, batch_size, "auto", "auto")
+
+        def probe_step(probe, option, size):
+            opt_g, opt_d = make_optimizers(probe, auto_cfg)
+            fmt = torch.channels_last if option.channels_last else torch.contiguous_format
+            probe.to(memory_format=fmt)
+            train_step(probe, _batch(auto_cfg, size, option.channels_last), auto_cfg, opt_g, opt_d, option)
+
+        settings = choose_speed_settings(auto_cfg, model, torch.device("cpu"), probe_step)
+    else:
+        settings = SpeedSettings("bf16" if setting.startswith("bf16") else "fp32", setting.endswith("_cl"))
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if setting == "compile":
+        compile_model(model)
+    opt_g, opt_d = make_optimizers(model, cfg)
+    batch = _batch(cfg, batch_size, settings.channels_last)
+    times = _time_steps(lambda: train_step(model, batch, cfg, opt_g, opt_d, settings), warmup, steps)
+
+    g_cfg = cfgmod.load_config("m_isd_star", [f"model.ngf={ngf}", f"model.ndf={ndf}", "loss.adv_i=0", "loss.adv_s=0",
+                                              "loss.adv_d=0"])
+    g_times = _time_steps(lambda: train_step(model, batch, g_cfg, opt_g, opt_d, settings), 1, max(2, steps // 2))
+
+    costs = model_costs(build_model(cfg), cfg)
+    flops = 2 * (3 * costs["generator"]["macs"] + sum(8 * v["macs"] for k, v in costs.items() if k.startswith("D_")))
+    step = statistics.median(times)
+    g_step = statistics.median(g_times)
+    return {
+        "ngf": ngf, "ndf": ndf, "batch": batch_size, "setting": setting, "chosen": str(settings),
+        "step_s": step, "img_per_s": batch_size / step, "gflops": flops * batch_size / step / 1e9,
+        "g_only_step_s": g_step, "g_share": min(1.0, g_step / step),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure_inference(ngf: int, repeats: int) -> dict:
+    cfg = _config(ngf, 32, 1)
+    model = build_model(cfg).generator.eval()
+    out = {"ngf": ngf}
+    with torch.no_grad():
+        for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
+            batch = _batch(cfg, batch_size, False)
+            times = _time_steps(lambda: model(batch["masked"], batch["mask"]), 2,
+                                repeats if batch_size == 1 else max(3, repeats // 10))
+            median = statistics.median(times)
+            out[key] = median * 1000 if batch_size == 1 else batch_size / median
+    return out
+
+
+def _run_worker(job: dict) -> dict:
+    result = subprocess.run([sys.executable, "-m", "collaface.bench", "--worker", json.dumps(job)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        return {**job, "error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{cpu_description()}, {torch.get_num_threads()} threads, {platform.python_implementation()} torch {torch.__version__}"
+
+
+def run_bench(out_dir: Path, batch_size: int = 16, warmup: int = 2, steps: int = 5, compile_: bool = True,
+              widths=WIDTHS) -> dict:
+    """All measurements, the three requirement checks, JSON + Markdown in out_dir."""
+    device = torch.device("cpu")
+    settings = ["fp32", "fp32_cl"] + (["bf16", "bf16_cl"] if bf16_supported(device) else [])
+    settings += ["compile"] if compile_ else []
+    settings += ["auto"]
+    rows = []
+    for ngf, ndf in widths:
+        for setting in settings:
+            row = _run_worker({"kind": "train", "ngf": ngf, "ndf": ndf, "batch": batch_size, "setting": setting,
+                               "warmup": warmup, "steps": steps})
+            print(_row_text(row), flush=True)
+            rows.append(row)
+    inference = [_run_worker({"kind": "infer", "ngf": ngf, "repeats": 30}) for ngf in sorted({w[0] for w in widths})]
+    checks = _checks(rows, inference, bf16_supported(device))
+    report = {"machine": machine(), "training": rows, "inference": inference, "checks": checks}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "bench.md").write_text(markdown(report))
+    return report
+
+
+def _row_text(row: dict) -> str:
+    if "error" in row:
+        return f"ngf{row['ngf']}/ndf{row['ndf']} {row['setting']}: failed ({row['error']})"
+    return (f"ngf{row['ngf']}/ndf{row['ndf']} {row['setting']:8s} ({row['chosen']}): {row['img_per_s']:.2f} img/s, "
+            f"{row['gflops']:.0f} GFLOP/s, G share {row['g_share']:.0%}, peak RSS {row['peak_rss_mb']:.0f} MB")
+
+
+def _checks(rows: list[dict], inference: list[dict], native_bf16: bool) -> list[dict]:
+    checks = []
+    ok_rows = [r for r in rows if "error" not in r]
+    for ngf, ndf in sorted({(r["ngf"], r["ndf"]) for r in ok_rows}):
+        group = {r["setting"]: r for r in ok_rows if (r["ngf"], r["ndf"]) == (ngf, ndf)}
+        fastest = max(group.values(), key=lambda r: r["img_per_s"])
+        if "auto" in group:
+            ratio = group["auto"]["img_per_s"] / fastest["img_per_s"]
+            checks.append({"check": f"ngf{ngf}/ndf{ndf}: auto ({group['auto']['chosen']}) within 5% of fastest "
+                                    f"({fastest['setting']})", "value": f"{ratio:.1%}", "passed": ratio >= 1 - AUTO_TOLERANCE})
+        if native_bf16 and "bf16" in group and "fp32" in group:
+            best_bf16 = max(r["img_per_s"] for s, r in group.items() if s.startswith("bf16"))
+            speedup = best_bf16 / group["fp32"]["img_per_s"]
+            checks.append({"check": f"ngf{ngf}/ndf{ndf}: bf16 >= {BF16_MIN_SPEEDUP}x fp32 NCHW", "value": f"{speedup:.2f}x",
+                           "passed": speedup >= BF16_MIN_SPEEDUP})
+    for row in inference:
+        if row.get("ngf") == 32 and "latency_ms" in row:
+            checks.append({"check": f"ngf32 inference at batch 1 < {LATENCY_LIMIT_MS:.0f} ms",
+                           "value": f"{row['latency_ms']:.1f} ms", "passed": row["latency_ms"] < LATENCY_LIMIT_MS})
+    return checks
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Machine: {report['machine']}", "",
+             "| ngf/ndf | setting | runs as | img/s | GFLOP/s | G-only step share | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["training"]:
+        if "error" in r:
+            lines.append(f"| {r['ngf']}/{r['ndf']} | {r['setting']} | failed: {r['error']} | | | | |")
+        else:
+            lines.append(f"| {r['ngf']}/{r['ndf']} | {r['setting']} | {r['chosen']} | {r['img_per_s']:.2f} | "
+                         f"{r['gflops']:.0f} | {r['g_share']:.0%} | {r['peak_rss_mb']:.0f} |")
+    lines += ["", "| generator | batch 1 latency (ms) | batch 64 throughput (img/s) |", "|---|---|---|"]
+    for r in report["inference"]:
+        lines.append(f"| ngf{r['ngf']} | {r.get('latency_ms', float('nan')):.1f} | {r.get('throughput_img_s', float('nan')):.1f} |")
+    lines += ["", "| requirement | measured | passed |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {c['value']} | {'yes' if c['passed'] else 'NO'} |" for c in report["checks"]]
+    return "\n".join(lines) + "\n"
+
+
+def _worker_main(job: dict) -> None:
+    if job["kind"] == "train":
+        result = measure_training(job["ngf"], job["ndf"], job["batch"], job["setting"], job["warmup"], job["steps"])
+    else:
+        result = measure_inference(job["ngf"], job["repeats"])
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", required=True)
+    _worker_main(json.loads(parser.parse_args().worker))

@@ -11,23 +11,13 @@ the worker processes, are excluded and reported separately).
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 
 from collaface.config import load_config
 from collaface.data.dataset import build_dataset, build_loader
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+from collaface.training.hardware import cpu_description
 
 
 def main() -> None:
@@ -44,8 +34,7 @@ def main() -> None:
     cfg = load_config(args.preset, [f"data.root={args.data}", *args.overrides])
     dataset = build_dataset(cfg.data, "train", require=tuple(cfg.model.tasks))
     loader = build_loader(dataset, args.batch_size, shuffle=True, num_workers=args.workers, seed=0, drop_last=True)
-    print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads, capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; workers={args.workers}; "
+    print(f"machine: {cpu_description()}, {torch.get_num_threads()} torch threads; workers={args.workers}; "
           f"{len(dataset)} faces; image_size={cfg.data.image_size}; masks={cfg.data.masks.kinds}")
     start = time.perf_counter()
     seen = 0

@@ -3,8 +3,9 @@
 On CPUs the right setting differs by machine: native bf16 (AVX-512 BF16 / AMX) makes bf16
 autocast about 2x faster than fp32, while on AVX2-only CPUs it is ~20x slower; channels_last
 helps some convolution shapes and not others. ``train.precision=auto`` and
-``train.channels_last=auto`` therefore time a few real training steps of each candidate on a
-copy of the model (~seconds) and keep the fastest; explicit values skip the probe.
+``train.channels_last=auto`` therefore time a few real training steps (at the real batch size)
+of each candidate on a copy of the model and keep the fastest; this costs seconds to a minute at
+start-up (not on resume: the choice is saved), and explicit values skip the probe.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch
 from collaface.config import Config
 
 log = logging.getLogger(__name__)
+
+PROBE_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,17 @@ def choose_speed_settings(cfg: Config, model: torch.nn.Module, device: torch.dev
         return options[0]
     if device.type == "cuda":
         return SpeedSettings("bf16" if bf16_supported(device) else "fp32", True)
-    batch = min(cfg.train.batch_size, 8)
+    batch = cfg.train.batch_size
     timings = {}
     for option in options:
         probe = copy.deepcopy(model)
         step_fn(probe, option, batch)  # warm-up (allocations, kernel selection)
-        start = time.perf_counter()
-        for _ in range(2):
+        runs = []
+        for _ in range(PROBE_STEPS):
+            start = time.perf_counter()
             step_fn(probe, option, batch)
-        timings[option] = (time.perf_counter() - start) / 2
+            runs.append(time.perf_counter() - start)
+        timings[option] = min(runs)  # the least disturbed run: robust to a busy machine
     best = min(timings, key=timings.get)
     log.info("speed probe (s/step at batch %d): %s -> %s", batch,
              ", ".join(f"{o}: {s:.3f}" for o, s in timings.items()), best)

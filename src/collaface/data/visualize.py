@@ -34,10 +34,14 @@ def overlay_parsing(image: np.ndarray, parsing: np.ndarray, alpha: float = 0.45)
 
 
 def draw_landmarks(image: np.ndarray, points: np.ndarray, radius: int | None = None) -> np.ndarray:
-    """Draw (5, 2) x, y landmarks as filled dots with a dark rim, one colour per point."""
+    """Draw (5, 2) x, y landmarks as filled dots with a dark rim, one colour per point.
+
+    Non-finite points (e.g. NaN for "not visible") are skipped."""
     out = np.ascontiguousarray(image).copy()
     radius = radius or max(2, round(min(image.shape[:2]) / 80))
     for (x, y), colour in zip(np.asarray(points, np.float64), LANDMARK_COLORS):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
         centre = (int(round(x)), int(round(y)))
         cv2.circle(out, centre, radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
         cv2.circle(out, centre, radius, tuple(int(c) for c in colour), -1, cv2.LINE_AA)

@@ -9,7 +9,7 @@ import torch
 
 from collaface.data import io
 from collaface.data.masks import composite
-from collaface.data.targets import heatmaps_to_landmarks, onehot_to_parsing
+from collaface.data.targets import heatmaps_to_landmarks, heatmaps_visible, onehot_to_parsing
 from collaface.data.transforms import to_uint8_image
 from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
 from collaface.models.build import CollaGAN
@@ -20,7 +20,7 @@ COLUMNS = ("masked input", "generator output", "pasted result", "parsing", "land
 @torch.no_grad()
 def sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """One row per face: masked input | G output | pasted result | parsing overlay on the result
-    | predicted landmarks on the result | original. Columns of tasks that are off show the
+    | predicted landmarks on the result (only points whose heatmap peaks) | original. Columns of tasks that are off show the
     original instead. The generator runs in eval mode (as at inference). -> (H, W, 3) uint8."""
     was_training = model.generator.training
     model.generator.eval()
@@ -36,7 +36,11 @@ def sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor]) -> np.ndarray:
     else:
         raw, pasted = original, original
     parsing = onehot_to_parsing(outputs["s"].float()).cpu().numpy() if "s" in outputs else None
-    points = heatmaps_to_landmarks(outputs["d"].float()).cpu().numpy() if "d" in outputs else None
+    points = None
+    if "d" in outputs:  # points whose heatmap has no peak are not drawn
+        heatmaps = outputs["d"].float()
+        decoded = heatmaps_to_landmarks(heatmaps)
+        points = torch.where(heatmaps_visible(heatmaps)[..., None], decoded, torch.nan).cpu().numpy()
     tiles = []
     for k in range(len(original)):
         tiles += [

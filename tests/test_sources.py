@@ -155,3 +155,37 @@ def test_unknown_kind_and_missing_root(tmp_path):
         open_source("imagenet", tmp_path)
     with pytest.raises(DatasetLayoutError, match="manifest not found"):
         open_source("prepared", tmp_path)
+
+
+def test_celeba_in_the_wild_layout(shared_faces, tmp_path):
+    """img_celeba/ + list_landmarks_celeba.txt + list_bbox_celeba.txt (release formats): a photo
+    padded into a larger canvas, with its landmarks and box shifted accordingly."""
+    rows = list(csv.DictReader(open(shared_faces / "celeba_aligned" / "landmarks.csv")))[:3]
+    (tmp_path / "img_celeba").mkdir()
+    offset = np.array([40, 25])
+    lines_lm = [str(len(rows)), "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"]
+    lines_box = [str(len(rows)), "image_id x_1 y_1 width height"]
+    for row in rows:
+        photo = io.load_rgb(shared_faces / "celeba_aligned" / "images" / row["file"])
+        canvas = np.zeros((photo.shape[0] + 60, photo.shape[1] + 90, 3), np.uint8)
+        canvas[offset[1]:offset[1] + photo.shape[0], offset[0]:offset[0] + photo.shape[1]] = photo
+        io.save_rgb(tmp_path / "img_celeba" / row["file"], canvas, quality=95)
+        points = np.array([int(row[c]) for c in LANDMARK_COLUMNS]).reshape(5, 2) + offset
+        lines_lm.append(row["file"] + "".join(f"{v:>5d}" for v in points.reshape(-1)))
+        lines_box.append(f"{row['file']} {offset[0]:>4d} {offset[1]:>4d} {photo.shape[1]:>4d} {photo.shape[0]:>4d}")
+    (tmp_path / "list_landmarks_celeba.txt").write_text("\r\n".join(lines_lm) + "\r\n")
+    (tmp_path / "list_bbox_celeba.txt").write_text("\r\n".join(lines_box) + "\r\n")
+    wild = open_source("celeba", tmp_path, None, images="wild", crop_size=64, annotate_missing=False)
+    assert len(wild) == 3 and wild.bbox[rows[0]["file"]].tolist() == [40, 25, 178, 218]
+    (tmp_path / "img_align_celeba").mkdir()
+    for row in rows:
+        shutil.copy(shared_faces / "celeba_aligned" / "images" / row["file"], tmp_path / "img_align_celeba" / row["file"])
+    aligned_lines = [lines_lm[0], lines_lm[1]] + [
+        row["file"] + "".join(f"{int(row[c]):>5d}" for c in LANDMARK_COLUMNS) for row in rows
+    ]
+    (tmp_path / "list_landmarks_align_celeba.txt").write_text("\n".join(aligned_lines) + "\n")
+    aligned = open_source("celeba", tmp_path, None, images="aligned", crop_size=64, annotate_missing=False)
+    for k in range(3):  # same face, same crop rule: the crops agree up to JPEG noise
+        a, b = wild.load(k), aligned.load(k)
+        assert np.allclose(a.landmarks, b.landmarks, atol=1e-3)
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 6

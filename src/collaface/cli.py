@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=5, help="timed steps per setting (median reported)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile setting")
     p.set_defaults(func=_cmd_bench)
+
+    from collaface.ablate import add_ablate_parser
+    from collaface.evaluation import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+    add_ablate_parser(sub)
     return parser
 
 

@@ -149,10 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
 
     from collaface.ablate import add_ablate_parser
+    from collaface.demo.app import add_demo_parser
     from collaface.evaluation import add_evaluate_parser
+    from collaface.inference import add_complete_parser
 
     add_evaluate_parser(sub)
     add_ablate_parser(sub)
+    add_complete_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

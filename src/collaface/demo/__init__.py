@@ -1,0 +1,1 @@
+"""The web demo (``collaface demo``): a Gradio page over :mod:`collaface.inference`."""

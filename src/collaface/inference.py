@@ -1,0 +1,853 @@
+"""Complete faces in real photos: detect -> crop -> generator -> paste back -> blend.
+
+Shared by ``collaface complete`` (one photo or a folder) and the web demo. For one photo:
+
+1. **Detect** the faces (mediapipe, the annotation extra): first on the whole photo only (fast);
+   the tiled search for small faces runs when that finds no face or the hole is not inside the
+   faces found. ``no_detect`` treats the whole photo as one face crop (for prepared crops).
+2. **Crop** each face whose square crop (the rule of ``data/crop.py``, as ``prepare`` and
+   training, unaligned) intersects the hole, resized to the model's side S.
+3. **Generate**: the hole is filled with uniform noise (the paper's z, from a seeded generator,
+   so results are repeatable) and the generator predicts the image, parsing and landmarks.
+4. **Paste back** into the full-resolution photo: the completion is upsampled (cubic) and
+   Poisson-blended, as the paper does, so that it meets the known pixels without a seam, then
+   written **only inside the hole**: every known pixel stays bit-identical. The Poisson solve is
+   our own coarse-to-fine SOR (:func:`harmonic_fill`): ``cv2.seamlessClone`` lets the hole's
+   old content leak into the result and clears the mask's border pixels.
+
+Faces are completed largest first; a later face sees the earlier completions as known pixels.
+Holes: ``(H, W)`` bool, True = hole. Mask files: white (> 127) = hole, black = known, transparent
+pixels count as known. Coordinates are (x, y) pixels of the upright photo, pixel centres at
+integer coordinates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from tqdm import tqdm
+
+from collaface.config import ConfigError
+from collaface.data import io
+from collaface.data.annotate import AnnotatorUnavailable, FaceAnnotator
+from collaface.data.crop import CropBox, crop_box_from_landmarks, crop_resize
+from collaface.data.labels import LABEL_COLORS, LANDMARK_NAMES
+from collaface.data.masks import REGIONS, apply_mask, region_mask
+from collaface.data.targets import heatmaps_to_landmarks, onehot_to_parsing
+from collaface.data.transforms import to_tensor_image, to_uint8_image
+from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
+from collaface.training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_generator
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights"
+MASK_THRESHOLD = 127          # mask pixels brighter than this are hole
+MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
+BLEND_MODES = ("poisson", "none")
+BLEND_MARGIN = 4              # known pixels around the hole's box that the Poisson solve sees
+SOR_SWEEPS = 8                # red-black SOR sweeps per level of the coarse-to-fine Poisson solve
+SOR_OMEGA = 1.8
+SOR_COARSEST = 8              # side at or below which a level is solved by SOR alone ...
+SOR_COARSEST_SWEEPS = 50      # ... with this many sweeps
+_NEIGHBOUR_MEAN = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
+PANEL_SIZE = 256              # side of each face tile in the parsing picture
+SIDE_BY_SIDE_HEIGHT = 512     # max height of each panel of the side-by-side picture
+HOLE_TINT = np.array([255, 0, 160], np.float32)
+JPEG_QUALITY = 95             # for JPEG/WebP outputs whose source gives no quantisation tables
+FAILURE_COLUMNS = ("file", "reason")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 1, 2, 3
+
+
+class CompletionError(ValueError):
+    """Bad input for completion (mask, region, face index, model); the message says what and why."""
+
+
+class NoFaceError(CompletionError):
+    """No face was found where one is needed."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No ``--model`` was given and the shipped weights are not installed."""
+
+
+# --------------------------------------------------------------------------- model
+
+
+def default_model_dir() -> Path:
+    """The shipped weights (``collaface/weights/``: generator.safetensors + config.json).
+
+    Raises ModelNotFoundError naming the expected files when they are not installed.
+    """
+    missing = [name for name in (WEIGHTS_FILE, CONFIG_FILE) if not (DEFAULT_MODEL_DIR / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"no --model given and the default weights are not installed: expected "
+            f"{', '.join(str(DEFAULT_MODEL_DIR / name) for name in missing)}; pass --model with an "
+            "exported model folder (collaface export), a training run folder or a ckpt-*.pt file")
+    return DEFAULT_MODEL_DIR
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CompletionError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int], resize: bool = False) -> np.ndarray:
+    """Read a hole mask for a photo of ``shape`` (H, W) -> (H, W) bool, True = hole.
+
+    White (> 127 after conversion to gray) = hole; transparent pixels (alpha <= 127) are known.
+    EXIF orientation is applied as for photos. resize=True scales a mask of another size
+    (nearest neighbour); otherwise a size mismatch is a CompletionError, like an empty or
+    all-hole mask. Undecodable files raise io.ImageDecodeError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise io.ImageDecodeError(path, "mask file not found")
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except UnidentifiedImageError:
+        raise io.ImageDecodeError(path, "mask is not an image (white = hole on black, PNG or JPEG)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise io.ImageDecodeError(path, f"corrupt or unreadable mask ({err})") from None
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        gray = np.asarray(image, np.float64) / 257.0
+    else:
+        gray = np.asarray(image.convert("L"), np.float64)
+    hole = gray > MASK_THRESHOLD
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        hole &= np.asarray(image.convert("RGBA"))[..., 3] > MASK_THRESHOLD
+    if hole.shape != tuple(shape):
+        if not resize:
+            raise CompletionError(
+                f"{path}: mask is {hole.shape[1]}x{hole.shape[0]} but the photo is {shape[1]}x{shape[0]} "
+                "(width x height, upright); make it the photo's size or pass --resize-mask")
+        hole = cv2.resize(hole.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    check_hole(hole, str(path), gray)
+    return hole
+
+
+def check_hole(hole: np.ndarray, source: str, gray: np.ndarray | None = None) -> None:
+    """CompletionError for a hole with no pixel or with every pixel (both mean a wrong mask)."""
+    values = f" (gray values {gray.min():.0f}..{gray.max():.0f})" if gray is not None else ""
+    if not hole.any():
+        raise CompletionError(
+            f"{source}: the mask is empty, no pixel is a hole{values}; white (> {MASK_THRESHOLD}) marks "
+            "the hole, black the known pixels")
+    if hole.all():
+        raise CompletionError(
+            f"{source}: every pixel is a hole{values}, nothing is left to complete from; white marks "
+            "the hole, black the known pixels (is the mask inverted?)")
+
+
+def whole_image_box(height: int, width: int) -> CropBox:
+    """The square crop that is the whole photo (centred on the longer side) for ``no_detect``."""
+    side = max(height, width)
+    return CropBox((width - side) / 2, (height - side) / 2, float(side))
+
+
+def box_pixels(box: CropBox, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """(rows, cols) slices of the photo pixels whose centres lie in the crop box (clipped)."""
+    x0, y0 = max(int(np.ceil(box.x0)), 0), max(int(np.ceil(box.y0)), 0)
+    x1 = min(int(np.ceil(box.x0 + box.side)), shape[1])
+    y1 = min(int(np.ceil(box.y0 + box.side)), shape[0])
+    return slice(y0, max(y1, y0)), slice(x0, max(x1, x0))
+
+
+# --------------------------------------------------------------------------- paste back
+
+
+def harmonic_fill(values: np.ndarray, hole: np.ndarray, sweeps: int = SOR_SWEEPS) -> np.ndarray:
+    """Replace ``values`` inside ``hole`` by the solution of Laplace's equation whose boundary
+    values are the known pixels around it (4-neighbour; zero slope at the array's border).
+
+    values: (h, w, C) float32; hole: (h, w) bool. Solved coarse to fine: each level starts from
+    the upsampled coarser solution and runs ``sweeps`` red-black SOR sweeps (omega 1.8); on
+    smooth data with noisy edges the result is within about 1 grey level (mean) of the exact
+    solution. -> new (h, w, C) float32.
+    """
+    values = values.copy()
+    height, width = hole.shape
+    if max(height, width) <= SOR_COARSEST:
+        sweeps = SOR_COARSEST_SWEEPS
+    else:
+        # coarse level: each 2x2 block is the mean of its known pixels, a hole if it has none
+        known = (~hole).astype(np.float32)
+        size = ((width + 1) // 2, (height + 1) // 2)
+        weight = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+        summed = cv2.resize(values * known[..., None], size, interpolation=cv2.INTER_AREA)
+        coarse_hole = weight < 1e-6
+        coarse = harmonic_fill(summed / np.maximum(weight, 1e-6)[..., None], coarse_hole, sweeps)
+        upsampled = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+        np.copyto(values, upsampled.reshape(values.shape), where=hole[..., None])
+    checker = np.indices(hole.shape).sum(0) % 2 == 0
+    steps = [(SOR_OMEGA * (hole & colour)).astype(np.float32)[..., None] for colour in (checker, ~checker)]
+    for _ in range(sweeps):
+        for step in steps:
+            update = cv2.filter2D(values, -1, _NEIGHBOUR_MEAN, borderType=cv2.BORDER_REPLICATE)
+            update = update.reshape(values.shape) - values
+            values += update * step
+    return values
+
+
+def poisson_blend(prediction: np.ndarray, original: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Poisson (seamless) blend of ``prediction`` into ``original`` over ``hole``. -> (h, w, 3) uint8.
+
+    prediction, original: (h, w, 3) uint8 of one region; hole: (h, w) bool. Inside the hole the
+    result keeps the prediction's gradients and meets the known pixels at its edge (Perez et al.
+    2003): prediction + the harmonic interpolation of (original - prediction) from the pixels
+    around the hole. Outside the hole the original is returned.
+    """
+    offset = original.astype(np.float32) - prediction.astype(np.float32)
+    offset = harmonic_fill(offset, hole)
+    blended = np.clip(np.rint(prediction + offset), 0, 255).astype(np.uint8)
+    return np.where(hole[..., None], blended, original)
+
+
+def paste_back(image: np.ndarray, hole: np.ndarray, crop_prediction: np.ndarray, box: CropBox,
+               blend: str = "poisson") -> np.ndarray:
+    """Write a completed face crop into the photo, inside ``hole`` only. -> new (H, W, 3) uint8.
+
+    image: (H, W, 3) uint8 photo; hole: (H, W) bool; crop_prediction: (S, S, 3) uint8 generator
+    output for ``box`` (the crop of ``crop_resize(image, box, S)``). The prediction is upsampled
+    to photo pixels (cubic), blended per ``blend`` ("poisson" or "none"), and every pixel outside
+    the hole is returned bit-identical.
+    """
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
+    out = image.copy()
+    rows, cols = np.nonzero(hole)
+    if rows.size == 0:
+        return out
+    height, width = hole.shape
+    y0, y1 = max(rows.min() - BLEND_MARGIN, 0), min(rows.max() + 1 + BLEND_MARGIN, height)
+    x0, x1 = max(cols.min() - BLEND_MARGIN, 0), min(cols.max() + 1 + BLEND_MARGIN, width)
+    size = crop_prediction.shape[0]
+    scale = size / box.side
+    # photo pixel (x0 + u, y0 + v) -> crop pixel ((x0 + u - box.x0) * scale, ...), as crop_resize
+    matrix = np.array([[scale, 0, (x0 - box.x0) * scale], [0, scale, (y0 - box.y0) * scale]])
+    interp = cv2.INTER_CUBIC if scale < 1 else cv2.INTER_LINEAR
+    prediction = cv2.warpAffine(crop_prediction, matrix, (x1 - x0, y1 - y0),
+                                flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    hole_region = hole[y0:y1, x0:x1]
+    if blend == "poisson":
+        prediction = poisson_blend(prediction, image[y0:y1, x0:x1], hole_region)
+    out[y0:y1, x0:x1][hole_region] = prediction[hole_region]
+    return out
+
+
+# --------------------------------------------------------------------------- completion
+
+
+@dataclass
+class FaceResult:
+    """One completed face. box: its square crop in photo pixels. parsing: (S, S) uint8 labels
+    (``labels.LABELS``) in crop pixels, None without the parsing task. landmarks: (5, 2) predicted
+    points in photo pixels, None without the detection task. detected: (5, 2) detector landmarks
+    in photo pixels, None with ``no_detect``."""
+
+    box: CropBox
+    parsing: np.ndarray | None
+    landmarks: np.ndarray | None
+    detected: np.ndarray | None
+
+
+@dataclass
+class Completion:
+    """image: (H, W, 3) uint8 completed photo; hole: (H, W) bool; faces: the completed faces,
+    largest first; timings: seconds spent in detect, model and blend (crop, paste, Poisson)."""
+
+    image: np.ndarray
+    hole: np.ndarray
+    faces: list[FaceResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Face:
+    box: CropBox
+    detected: np.ndarray | None
+
+
+class FaceCompleter:
+    """A loaded generator plus face detectors; call :meth:`complete` per photo. Close when done.
+
+    model: exported model folder, run folder or ckpt-*.pt (None = the shipped weights, see
+    :func:`default_model_dir`). device: auto, cpu, cuda or cuda:N. blend: poisson or none.
+    seed: seed of the noise that fills the hole (same seed, same result).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
+                 blend: str = "poisson", seed: int = 0):
+        if blend not in BLEND_MODES:
+            raise CompletionError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
+        self.model_path = Path(model) if model is not None else default_model_dir()
+        self.device = pick_device(device)
+        self.cfg, self.generator = load_generator(self.model_path, map_location=self.device)
+        self.tasks = list(self.cfg.model.tasks)
+        if "i" not in self.tasks:
+            raise CompletionError(
+                f"{self.model_path}: this model does not complete images (its tasks: {', '.join(self.tasks)})")
+        self.size = self.cfg.data.image_size
+        self.blend = blend
+        self.seed = seed
+        self._detectors: dict[bool, FaceAnnotator] = {}
+
+    def close(self) -> None:
+        for detector in self._detectors.values():
+            detector.close()
+        self._detectors.clear()
+
+    def __enter__(self) -> FaceCompleter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def detector(self, thorough: bool) -> FaceAnnotator:
+        """The mediapipe FaceAnnotator: whole photo only, or also tiled for small faces (thorough).
+
+        Raises AnnotatorUnavailable (with the install command) without the annotation extra.
+        """
+        if thorough not in self._detectors:
+            self._detectors[thorough] = FaceAnnotator() if thorough else FaceAnnotator(min_tile=WHOLE_PHOTO_TILE)
+        return self._detectors[thorough]
+
+    def find_faces(self, image: np.ndarray, thorough: bool = False) -> list[_Face]:
+        """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first."""
+        return [_Face(crop_box_from_landmarks(a.landmarks), a.landmarks)
+                for a in self.detector(thorough).annotate(image)]
+
+    # ------------------------------------------------------------------ one photo
+
+    def complete(self, image: np.ndarray, hole: np.ndarray | None = None, region: str | None = None,
+                 face: int | None = None, no_detect: bool = False) -> Completion:
+        """Complete the hole of an (H, W, 3) uint8 RGB photo. Give exactly one of ``hole``
+        ((H, W) bool, True = hole) or ``region`` (a name in ``masks.REGIONS``, placed from each
+        face's landmarks). face: only this face (0 = largest) and the parts of the hole that touch
+        its crop; default every face whose crop intersects the hole. Raises CompletionError (bad
+        input) or NoFaceError."""
+        if (hole is None) == (region is None):
+            raise CompletionError("give exactly one of a hole mask or a region")
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise CompletionError(f"need an (H, W, 3) uint8 RGB photo, got {image.dtype} {image.shape}")
+        shape = image.shape[:2]
+        if hole is not None and hole.shape != shape:
+            raise CompletionError(f"hole is {hole.shape[1]}x{hole.shape[0]}, photo is {shape[1]}x{shape[0]}")
+        timings = {"detect": 0.0, "model": 0.0, "blend": 0.0}
+        noise = torch.Generator().manual_seed(self.seed)
+
+        start = time.perf_counter()
+        faces = self._faces(image, hole, face, no_detect)
+        timings["detect"] = time.perf_counter() - start
+        if region is not None:
+            hole = np.zeros(shape, bool)
+            for f in faces:
+                landmarks = f.detected if f.detected is not None else self._predict_landmarks(image, f.box, noise)
+                hole |= region_mask(region, landmarks, shape) > 0
+            if not hole.any():
+                raise CompletionError(f"region {region!r} lies outside the photo")
+        check_hole(hole, "hole")
+        if face is not None:
+            hole = _parts_touching(hole, faces[0].box)
+            if not hole.any():
+                raise CompletionError(f"the hole does not touch face {face}'s crop")
+        selected = faces if face is not None else [f for f in faces if hole[box_pixels(f.box, shape)].any()]
+        self._check_hole_fits(hole, selected, len(faces), no_detect)
+
+        result, remaining, results = image, hole.copy(), []
+        for f in selected:
+            start = time.perf_counter()
+            face_hole = np.zeros(shape, bool)
+            inside = box_pixels(f.box, shape)
+            face_hole[inside] = remaining[inside]
+            crop = crop_resize(result, f.box, self.size)
+            crop_hole = crop_resize(face_hole.astype(np.float32), f.box, self.size) > 1e-3
+            timings["blend"] += time.perf_counter() - start
+            start = time.perf_counter()
+            outputs = self._generate(crop, crop_hole, noise)
+            timings["model"] += time.perf_counter() - start
+            start = time.perf_counter()
+            prediction = to_uint8_image(outputs["i"][0])
+            result = paste_back(result, face_hole, prediction, f.box, self.blend)
+            remaining &= ~face_hole
+            timings["blend"] += time.perf_counter() - start
+            results.append(FaceResult(
+                box=f.box,
+                parsing=onehot_to_parsing(outputs["s"][0]).cpu().numpy().astype(np.uint8) if "s" in outputs else None,
+                landmarks=f.box.to_source(heatmaps_to_landmarks(outputs["d"][0]).cpu().numpy(), self.size)
+                if "d" in outputs else None,
+                detected=f.detected,
+            ))
+        return Completion(image=result, hole=hole, faces=results, timings=timings)
+
+    def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
+        """The candidate faces: whole photo, or detected (escalating to the tiled search)."""
+        if no_detect:
+            faces = [_Face(whole_image_box(*image.shape[:2]), None)]
+        else:
+            # A face index must number every face, so it takes the thorough search at once.
+            faces = self.find_faces(image, thorough=face is not None)
+            if face is None and (not faces or (hole is not None and _outside_faces(hole, faces).any())):
+                faces = self.find_faces(image, thorough=True)
+            if not faces:
+                raise NoFaceError(
+                    "no face found in the photo; if it is a face crop already (like `collaface "
+                    "prepare` makes), use --no-detect to treat the whole photo as the face")
+        if face is None:
+            return faces
+        if not 0 <= face < len(faces):
+            raise CompletionError(
+                f"face {face} asked for, but the photo has {len(faces)} face(s), numbered 0..{len(faces) - 1} "
+                "from the largest")
+        return [faces[face]]
+
+    def _check_hole_fits(self, hole: np.ndarray, selected: list[_Face], found: int, no_detect: bool) -> None:
+        """Refuse holes that reach outside the chosen faces' crops or cover most of a crop."""
+        outside = int(_outside_faces(hole, selected).sum())
+        if outside:
+            where = "the chosen face's crop" if selected else f"every face's crop ({found} face(s) found)"
+            raise CompletionError(
+                f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it) outside {where}: "
+                "the model completes holes inside the square crop around a face (about 3x the eyes-to-mouth "
+                "size); make the hole smaller or closer to the face"
+                + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
+        for f in selected:
+            fraction = float((crop_resize(hole.astype(np.float32), f.box, self.size) > 0.5).mean())
+            if fraction > MAX_HOLE_FRACTION:
+                raise CompletionError(
+                    f"the hole covers {fraction:.0%} of a face's crop (at most {MAX_HOLE_FRACTION:.0%}): "
+                    "too little of the face is left to complete it from; make the hole smaller")
+
+    def _generate(self, crop: np.ndarray, crop_hole: np.ndarray, noise: torch.Generator) -> dict[str, torch.Tensor]:
+        """Generator outputs {task: (1, C, S, S)} for an (S, S, 3) uint8 crop and (S, S) bool hole."""
+        mask = torch.from_numpy(crop_hole.astype(np.float32))
+        with torch.inference_mode():
+            masked = apply_mask(to_tensor_image(crop), mask, "noise", noise).to(self.device)
+            return self.generator(masked[None], mask[None, None].to(self.device))
+
+    def _predict_landmarks(self, image: np.ndarray, box: CropBox, noise: torch.Generator) -> np.ndarray:
+        """(5, 2) photo-pixel landmarks that the model predicts for the unmasked crop (no_detect)."""
+        if "d" not in self.tasks:
+            raise CompletionError(
+                f"--region with --no-detect places the region from the model's landmarks, but "
+                f"{self.model_path} predicts none (its tasks: {', '.join(self.tasks)}); give a --mask")
+        crop = crop_resize(image, box, self.size)
+        heatmaps = self._generate(crop, np.zeros((self.size, self.size), bool), noise)["d"][0]
+        return box.to_source(heatmaps_to_landmarks(heatmaps).cpu().numpy(), self.size)
+
+
+def _parts_touching(hole: np.ndarray, box: CropBox) -> np.ndarray:
+    """The connected parts (8-neighbour) of ``hole`` that have a pixel inside ``box``."""
+    _, parts = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    inside = parts[box_pixels(box, hole.shape)]
+    return np.isin(parts, np.unique(inside[inside > 0]))
+
+
+def _outside_faces(hole: np.ndarray, faces: list[_Face]) -> np.ndarray:
+    """(H, W) bool: the hole pixels that lie in no face's crop box."""
+    outside = hole.copy()
+    for f in faces:
+        outside[box_pixels(f.box, hole.shape)] = False
+    return outside
+
+
+# --------------------------------------------------------------------------- pictures and files
+
+
+def parsing_picture(completion: Completion, size: int = PANEL_SIZE) -> np.ndarray:
+    """Per face: completed crop with parsing overlay and predicted landmarks | parsing colours;
+    faces stacked, legend below. -> (h, w, 3) uint8. CompletionError without the parsing task."""
+    if not completion.faces or completion.faces[0].parsing is None:
+        raise CompletionError("this model predicts no parsing (it was trained without the s task)")
+    tiles = []
+    for face in completion.faces:
+        crop = crop_resize(completion.image, face.box, size)
+        parsing = cv2.resize(face.parsing, (size, size), interpolation=cv2.INTER_NEAREST)
+        overlay = overlay_parsing(crop, parsing)
+        if face.landmarks is not None:
+            overlay = draw_landmarks(overlay, face.box.to_crop(face.landmarks, size))
+        tiles += [overlay, LABEL_COLORS[parsing]]
+    sheet = contact_sheet(tiles, columns=2)
+    return np.concatenate([sheet, legend(sheet.shape[1])], axis=0)
+
+
+def landmarks_picture(completion: Completion) -> np.ndarray:
+    """The completed photo with each face's predicted landmarks drawn. -> (H, W, 3) uint8."""
+    out = completion.image
+    for face in completion.faces:
+        if face.landmarks is None:
+            raise CompletionError("this model predicts no landmarks (it was trained without the d task)")
+        out = draw_landmarks(out, face.landmarks)
+    return out
+
+
+def landmarks_record(completion: Completion, source: str = "") -> dict:
+    """JSON-ready landmarks: per face the 5 predicted points in photo pixels (and the detector's)."""
+    if any(face.landmarks is None for face in completion.faces):
+        raise CompletionError("this model predicts no landmarks (it was trained without the d task)")
+    height, width = completion.image.shape[:2]
+
+    def points(array: np.ndarray | None) -> list[list[float]] | None:
+        return None if array is None else np.round(array.astype(np.float64), 2).tolist()
+
+    return {
+        "image": source,
+        "width": width,
+        "height": height,
+        "order": list(LANDMARK_NAMES),
+        "convention": "x, y pixels of the upright photo, pixel centres at integer coordinates; "
+                      "left/right = the image's left/right",
+        "faces": [
+            {"face": i, "crop_box": [round(face.box.x0, 2), round(face.box.y0, 2), round(face.box.side, 2)],
+             "landmarks": points(face.landmarks), "detected_landmarks": points(face.detected)}
+            for i, face in enumerate(completion.faces)
+        ],
+    }
+
+
+def side_by_side(image: np.ndarray, completion: Completion, height: int = SIDE_BY_SIDE_HEIGHT) -> np.ndarray:
+    """input | input with the hole tinted | result, each scaled to at most ``height`` rows."""
+    tinted = image.astype(np.float32)
+    tinted[completion.hole] = 0.4 * tinted[completion.hole] + 0.6 * HOLE_TINT
+    panels = [image, np.round(tinted).astype(np.uint8), completion.image]
+    scale = min(1.0, height / image.shape[0])
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) if scale < 1 else p for p in panels]
+    return contact_sheet(panels, columns=3, gap=4)
+
+
+def save_image(path: Path, image: np.ndarray, source: Path | None = None) -> None:
+    """Write an (H, W, 3) uint8 image atomically, format from the suffix. A JPEG written from a
+    JPEG ``source`` reuses its quantisation tables and subsampling (the source's own quality);
+    the source's colour profile is kept. EXIF is not copied: the image is already upright."""
+    params: dict = {}
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg", ".webp"):
+        params["quality"] = JPEG_QUALITY
+    if source is not None:
+        with Image.open(source) as src:
+            if src.info.get("icc_profile"):
+                params["icc_profile"] = src.info["icc_profile"]
+            if suffix in (".jpg", ".jpeg") and src.format == "JPEG":
+                params.pop("quality")
+                params["qtables"] = src.quantization
+                sampling = JpegImagePlugin.get_sampling(src)
+                if sampling >= 0:
+                    params["subsampling"] = sampling
+    io.save_rgb(path, image, **params)
+
+
+# --------------------------------------------------------------------------- one photo, from files
+
+
+def complete_file(completer: FaceCompleter, path: Path, out: Path, mask: Path | None = None,
+                  region: str | None = None, face: int | None = None, no_detect: bool = False,
+                  resize_mask: bool = False) -> tuple[np.ndarray, Completion]:
+    """Decode ``path``, complete it, write ``out`` (format from its suffix). -> (photo, completion)."""
+    image = io.load_rgb(path)
+    hole = read_mask(mask, image.shape[:2], resize_mask) if mask is not None else None
+    completion = completer.complete(image, hole=hole, region=region, face=face, no_detect=no_detect)
+    save_image(out, completion.image, source=path)
+    return image, completion
+
+
+# --------------------------------------------------------------------------- batch
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one :func:`complete_folder` run."""
+
+    out: Path
+    completed: int
+    skipped: int
+    failed: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"completed {self.completed} photos in {self.seconds:.1f} s, {self.skipped} already done, "
+                f"{self.failed} failed (see {self.out / 'failures.csv'}); results in {self.out}")
+
+
+def find_mask(masks_dir: Path, relative: Path, plain_names: bool = True) -> Path:
+    """The mask of photo ``relative`` (its path under the photo folder): in the same subfolder of
+    ``masks_dir``, named ``<stem>_mask.<ext>`` or, with plain_names, ``<stem>.<ext>`` (any image
+    extension, any case; the ``_mask`` name wins). CompletionError when none or several match."""
+    folder = masks_dir / relative.parent
+    extensions = sorted({e for ext in io.IMAGE_EXTENSIONS for e in (ext, ext.upper())})
+    names = [f"{relative.stem}_mask"] + ([relative.stem] if plain_names else [])
+    for name in names:
+        found = [folder / (name + ext) for ext in extensions if (folder / (name + ext)).is_file()]
+        if len(found) > 1:
+            raise CompletionError(f"several masks match: {', '.join(p.name for p in found)}")
+        if found:
+            return found[0]
+    expected = " or ".join(f"{name}.png" for name in names)
+    raise CompletionError(f"no mask named {expected} (or another image extension) in {folder}")
+
+
+def batch_inputs(src: Path, out: Path, masks_dir: Path | None) -> list[Path]:
+    """Photos under ``src`` (recursive, sorted) without the output folder's files, the masks
+    folder's files and, when the masks lie beside the photos, the ``*_mask`` files."""
+    out_root = out.resolve()
+    masks_root = masks_dir.resolve() if masks_dir is not None else None
+    masks_beside = masks_root == src.resolve()
+    inputs = []
+    for path in io.list_images(src):
+        parent = path.parent.resolve()
+        if parent.is_relative_to(out_root):
+            continue
+        if masks_root is not None and parent.is_relative_to(masks_root) and (
+                not masks_beside or path.stem.endswith("_mask")):
+            continue
+        inputs.append(path)
+    return inputs
+
+
+def output_path(out: Path, relative: Path, inputs: tuple[Path, ...]) -> Path:
+    """OUT/relative, refused (CompletionError) if it would resolve outside ``out`` (a symlinked
+    subfolder) or onto one of ``inputs``."""
+    target = out / relative
+    root = out.resolve()
+    if not target.parent.resolve().is_relative_to(root):
+        raise CompletionError(f"output {target} would be written outside {out} (symlinked folder?); refused")
+    if any(target.resolve() == p.resolve() for p in inputs):
+        raise CompletionError(f"output {target} is an input file; refused")
+    return target
+
+
+def _is_done(target: Path, sources: tuple[Path, ...]) -> bool:
+    """A finished result: written (atomically) after its photo and mask last changed."""
+    if not target.is_file():
+        return False
+    written = target.stat().st_mtime_ns
+    return all(p.stat().st_mtime_ns <= written for p in sources)
+
+
+def complete_folder(completer: FaceCompleter, src: Path, out: Path, masks_dir: Path | None = None,
+                    region: str | None = None, face: int | None = None, no_detect: bool = False,
+                    resize_mask: bool = False, progress: bool = True) -> BatchSummary:
+    """Complete every photo under ``src`` into ``out`` (same relative path, format and size).
+
+    Masks come from ``masks_dir`` (see :func:`find_mask`) or ``region``. Finished results are
+    skipped on a rerun; a photo that fails is listed in OUT/failures.csv (file, reason) and the
+    batch goes on. Nothing is written outside ``out``; inputs are only read.
+    """
+    src, out = Path(src), Path(out)
+    if (masks_dir is None) == (region is None):
+        raise CompletionError("give exactly one of a masks folder or a region")
+    if not src.is_dir():
+        raise CompletionError(f"{src}: photo folder not found")
+    if masks_dir is not None and not masks_dir.is_dir():
+        raise CompletionError(f"{masks_dir}: masks folder not found")
+    for name, folder in (("photo", src), ("masks", masks_dir)):
+        if folder is not None and out.resolve() == folder.resolve():
+            raise CompletionError(f"--out {out} is the {name} folder; results must go to a folder of their own")
+    if not no_detect:
+        completer.detector(thorough=False)  # fail now, not once per photo, without the extra
+    inputs = batch_inputs(src, out, masks_dir)
+    masks_beside = masks_dir is not None and masks_dir.resolve() == src.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    failures, counts, start = [], {"completed": 0, "skipped": 0}, time.perf_counter()
+    try:
+        bar = tqdm(inputs, desc="complete", unit="photo", disable=not progress)
+        for path in bar:
+            relative = path.relative_to(src)
+            try:
+                mask = find_mask(masks_dir, relative, plain_names=not masks_beside) if masks_dir else None
+                sources = (path,) if mask is None else (path, mask)
+                target = output_path(out, relative, sources)
+                if _is_done(target, sources):
+                    counts["skipped"] += 1
+                    continue
+                complete_file(completer, path, target, mask=mask, region=region, face=face,
+                              no_detect=no_detect, resize_mask=resize_mask)
+                counts["completed"] += 1
+            except io.ImageDecodeError as err:
+                failures.append({"file": relative.as_posix(), "reason": f"{Path(err.path).name}: {err.reason}"})
+            except CompletionError as err:
+                failures.append({"file": relative.as_posix(), "reason": str(err)})
+            except Exception as err:  # one bad photo must not end a long batch: record it, go on
+                failures.append({"file": relative.as_posix(), "reason": f"unexpected {type(err).__name__}: {err}"})
+            bar.set_postfix(done=counts["completed"], failed=len(failures), refresh=False)
+    finally:  # also after an interrupt
+        _write_failures(out / "failures.csv", failures)
+    return BatchSummary(out=out, completed=counts["completed"], skipped=counts["skipped"],
+                        failed=len(failures), seconds=time.perf_counter() - start)
+
+
+def _write_failures(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FAILURE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- command line
+
+COMPLETE_DESCRIPTION = """\
+Fill a hole in a face photo (sunglasses, a hand, a scratch, a sticker...) and predict the
+face's parsing and 5 landmarks.
+
+One photo:  collaface complete PHOTO (--mask MASK.png | --region NAME) [--out OUT.png]
+A folder:   collaface complete DIR (--masks MASK_DIR | --region NAME) --out OUT_DIR
+
+The mask is a PNG/JPEG of the photo's size: WHITE (> 127) = HOLE to fill, black = keep
+(transparent pixels count as keep). --region places a hole from the detected landmarks
+instead. Faces are found automatically (any size or position; needs
+`pip install 'collaface[annotate]'`); each face whose square crop touches the hole is
+completed at the model's resolution, upsampled, Poisson-blended and written back into the
+full-size photo inside the hole only: every other pixel stays exactly as it was (save as PNG
+to keep them bit-exact; JPEG re-encodes every pixel, at the source's own quality).
+
+Folder mode: masks are matched by name (photo.jpg <-> photo_mask.png or photo.png, in the same
+subfolder of MASK_DIR); results keep each photo's relative path, format and size; a rerun skips
+finished results; photos that fail are listed in OUT_DIR/failures.csv and the batch goes on.
+
+Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input (also when any photo of a batch
+failed), 3 no face found (use --no-detect for photos that are face crops already)."""
+
+
+def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``collaface complete`` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "complete", help="fill a hole in a face photo (or a folder of photos)",
+        description=COMPLETE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="a photo, or a folder of photos (searched recursively)")
+    hole = p.add_mutually_exclusive_group()
+    hole.add_argument("--mask", metavar="MASK.png",
+                      help="hole mask for one photo: white (> 127) = hole, same size as the photo")
+    hole.add_argument("--masks", metavar="MASK_DIR", help="folder of masks for a folder of photos, matched by name")
+    hole.add_argument("--region", choices=REGIONS, metavar="NAME",
+                      help=f"hole over this face region, placed from the detected landmarks: {', '.join(REGIONS)}")
+    p.add_argument("--out", metavar="OUT",
+                   help="output file (one photo; default ./<name>_completed.<ext>) or folder (batch; required)")
+    p.add_argument("--model", metavar="DIR", help="exported model folder, training run folder or ckpt-*.pt "
+                                                  f"(default: the shipped weights in {DEFAULT_MODEL_DIR})")
+    p.add_argument("--face", type=int, metavar="N",
+                   help="complete only face N (0 = largest); default: every face the hole touches")
+    p.add_argument("--no-detect", action="store_true",
+                   help="no face detection: the whole photo is one face crop (for prepared crops)")
+    p.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the photo's size")
+    p.add_argument("--parsing", metavar="OUT.png",
+                   help="also write the completed face's parsing, colour-coded with a legend")
+    p.add_argument("--landmarks", metavar="OUT.json", help="also write the 5 predicted landmarks in photo pixels")
+    p.add_argument("--side-by-side", metavar="OUT.png", help="also write input | hole | result")
+    p.add_argument("--blend", choices=BLEND_MODES, default="poisson",
+                   help="how the completion meets the known pixels (default poisson; none = raw model output)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise filling the hole (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (folder mode)")
+    p.set_defaults(func=run_complete)
+    return p
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """The first problem with the arguments' combination, or None."""
+    source = Path(args.input)
+    if not source.exists():
+        return f"{source}: no such photo or folder"
+    extras = [flag for flag, value in (("--parsing", args.parsing), ("--landmarks", args.landmarks),
+                                       ("--side-by-side", args.side_by_side)) if value]
+    if source.is_dir():
+        if args.mask:
+            return "--mask is for one photo; for a folder give --masks MASK_DIR or --region NAME"
+        if not (args.masks or args.region):
+            return "give the holes: --masks MASK_DIR (white = hole, matched by name) or --region NAME"
+        if not args.out:
+            return "folder mode needs --out OUT_DIR"
+        if extras:
+            return f"{', '.join(extras)} work on one photo, not a folder"
+    else:
+        if args.masks:
+            return "--masks is for a folder of photos; for one photo give --mask MASK.png"
+        if not (args.mask or args.region):
+            return "give the hole: --mask MASK.png (white = hole) or --region NAME"
+    if args.face is not None and args.face < 0:
+        return f"--face must be >= 0, got {args.face}"
+    if args.face is not None and args.no_detect:
+        return "--face picks a detected face; it cannot go with --no-detect"
+    return None
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    """``collaface complete``: returns the exit code (see COMPLETE_DESCRIPTION)."""
+    problem = _usage_problem(args)
+    if problem:
+        print(f"collaface complete: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        with FaceCompleter(args.model, device=args.device, blend=args.blend, seed=args.seed) as completer:
+            if Path(args.input).is_dir():
+                summary = complete_folder(
+                    completer, Path(args.input), Path(args.out), masks_dir=Path(args.masks) if args.masks else None,
+                    region=args.region, face=args.face, no_detect=args.no_detect,
+                    resize_mask=args.resize_mask, progress=not args.no_progress)
+                print(summary)
+                return EXIT_OK if summary.failed == 0 else EXIT_BAD_INPUT
+            return _complete_one(completer, args)
+    except NoFaceError as err:
+        print(f"collaface complete: {err}", file=sys.stderr)
+        return EXIT_NO_FACE
+    except (CompletionError, io.ImageDecodeError, ModelNotFoundError, CheckpointError, ConfigError) as err:
+        print(f"collaface complete: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AnnotatorUnavailable as err:
+        print(f"collaface complete: {err}; or pass --no-detect for photos that are face crops already",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:
+        print(f"collaface complete: cannot read or write a file: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _complete_one(completer: FaceCompleter, args: argparse.Namespace) -> int:
+    source = Path(args.input)
+    out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_completed{source.suffix}"
+    if out.resolve() == source.resolve():
+        raise CompletionError(f"--out {out} is the input photo; write the result to another file")
+    for flag, task, what in (("--parsing", "s", "parsing"), ("--landmarks", "d", "landmarks")):
+        if getattr(args, flag[2:]) and task not in completer.tasks:
+            raise CompletionError(f"{flag}: the model predicts no {what} (its tasks: {', '.join(completer.tasks)})")
+    image, completion = complete_file(
+        completer, source, out, mask=Path(args.mask) if args.mask else None, region=args.region,
+        face=args.face, no_detect=args.no_detect, resize_mask=args.resize_mask)
+    lines = [f"completed {len(completion.faces)} face(s) of {source}; result: {out}"]
+    if out.suffix.lower() in (".jpg", ".jpeg", ".webp"):
+        lines.append("note: lossy output re-encodes every pixel; use a .png --out to keep the known pixels exact")
+    if args.parsing:
+        save_image(Path(args.parsing), parsing_picture(completion))
+        lines.append(f"parsing: {args.parsing}")
+    if args.landmarks:
+        record = landmarks_record(completion, str(source))
+        Path(args.landmarks).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.landmarks).write_text(json.dumps(record, indent=2) + "\n")
+        lines.append(f"landmarks: {args.landmarks}")
+    if args.side_by_side:
+        save_image(Path(args.side_by_side), side_by_side(image, completion))
+        lines.append(f"side by side: {args.side_by_side}")
+    print("\n".join(lines))
+    return EXIT_OK
+

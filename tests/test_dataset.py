@@ -127,3 +127,13 @@ def test_loader_batches(tmp_path):
 def test_no_data_root_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="--data"):
         build_dataset(load_config("small").data, "train")
+
+
+def test_several_roots_read_as_one(tmp_path):
+    make_prepared(tmp_path / "a", n=3)
+    make_prepared(tmp_path / "b", n=4)
+    ds = build_dataset(data_cfg(f"{tmp_path / 'a'}:{tmp_path / 'b'}"), "train")
+    assert len(ds) == 7 and len(set(ds.source.files)) == 7
+    assert ds[5]["file"] == str(tmp_path / "b" / "images" / "f2.png")
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        build_dataset(data_cfg(f"{tmp_path / 'a'}:{tmp_path / 'missing'}"), "train")

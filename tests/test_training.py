@@ -240,3 +240,16 @@ def test_torchrun_two_processes_only_rank0_writes(data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
     assert len((run / "stats.jsonl").read_text().splitlines()) == 2
+
+
+def test_speed_probe_picks_a_candidate_and_explicit_settings_skip_it():
+    from collaface.training.hardware import SpeedSettings, candidates, choose_speed_settings
+
+    cpu = torch.device("cpu")
+    tiny = ["data.image_size=32", "model.ngf=4", "model.ndf=4", "train.batch_size=2"]
+    fixed = C.load_config("small", [*tiny, "train.precision=fp32", "train.channels_last=true"])
+    assert choose_speed_settings(fixed, cpu) == SpeedSettings("fp32", True)
+    auto = C.load_config("small", [*tiny, "train.precision=auto", "train.channels_last=auto"])
+    options = candidates(auto, cpu)
+    assert SpeedSettings("fp32", False) in options and len(options) >= 2
+    assert choose_speed_settings(auto, cpu) in options  # timed in a separate process

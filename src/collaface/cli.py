@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("preset", help=f"preset name ({', '.join(cfgmod.list_presets())}) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32 model.ngf=32")
-    p.add_argument("--data", help="dataset folder (sets data.root)")
+    p.add_argument("--data", help="dataset folder, or several joined by ':' (sets data.root)")
     p.add_argument("--source", choices=("prepared", "celeba", "celebamask_hq"), help="dataset layout (data.source)")
     p.add_argument("--out", required=True, help="run folder (config, checkpoints, logs, sample grids)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngf", type=int, nargs="*", help="only these generator widths (32 and/or 64)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per setting (median reported)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per setting (the fastest is reported)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile setting")
     p.set_defaults(func=_cmd_bench)
 

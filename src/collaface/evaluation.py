@@ -480,13 +480,17 @@ def _median_crops(
     return crops
 
 
-def _data_files_sha256(root: Path) -> dict[str, str]:
-    """sha256 of the dataset's annotation files: *.csv and *.txt in ROOT, ROOT/Anno and ROOT/Eval."""
+def _data_files_sha256(roots: str) -> dict[str, str]:
+    """sha256 of the dataset's annotation files: *.csv and *.txt in ROOT, ROOT/Anno and ROOT/Eval,
+    for each root of ``data.root`` (several are joined by ":"; then keys start with the root)."""
+    folders = [Path(r) for r in roots.split(os.pathsep) if r]
     found = {}
-    for folder in (root, root / "Anno", root / "Eval"):
-        for path in sorted(folder.glob("*")) if folder.is_dir() else ():
-            if path.suffix.lower() in (".csv", ".txt") and path.is_file():
-                found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for root in folders:
+        for folder in (root, root / "Anno", root / "Eval"):
+            for path in sorted(folder.glob("*")) if folder.is_dir() else ():
+                if path.suffix.lower() in (".csv", ".txt") and path.is_file():
+                    key = path.relative_to(root) if len(folders) == 1 else path
+                    found[str(key)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
 
@@ -539,7 +543,7 @@ def evaluate(
                 crops[condition] = _median_crops(dataset, record, models, device, baselines)
     files = sorted({f for r in records.values() for f in r.files})
     files_digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
-    annotation_digests = _data_files_sha256(Path(data_cfg.root))
+    annotation_digests = _data_files_sha256(data_cfg.root)
     data = {
         "root": str(data_cfg.root),
         "source": data_cfg.source,

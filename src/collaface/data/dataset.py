@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from collaface.config import DataConfig
 from collaface.data import io, masks, targets, transforms
-from collaface.data.sources import FaceSource, open_source
+from collaface.data.sources import FaceSource, open_sources
 from collaface.data.sources.base import DatasetLayoutError, RawSample
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,8 @@ def build_dataset(
     seed: int = 0,
     require: tuple[str, ...] = (),
 ) -> FaceDataset:
-    """Open ``cfg.source`` at ``cfg.root`` (one split) and wrap it as a FaceDataset."""
+    """Open ``cfg.source`` at ``cfg.root`` (one folder, or several joined by ":") for one split
+    and wrap it as a FaceDataset."""
     if not cfg.root:
         raise DatasetLayoutError("no dataset given: pass --data DIR (or set data.root)")
     options: dict = {}
@@ -170,7 +171,7 @@ def build_dataset(
                    "annotate_missing": "s" in require}
     elif cfg.source == "celebamask_hq":
         options = {"crop_size": cfg.image_size}
-    source = open_source(cfg.source, cfg.root, split, **options)
+    source = open_sources(cfg.source, cfg.root, split, **options)
     return FaceDataset(source, cfg, mask=mask, augment=augment, seed=seed, require=require)
 
 

@@ -32,7 +32,7 @@ from collaface import config as cfgmod
 from collaface.config import Config
 from collaface.data.dataset import FaceDataset, build_dataset
 from collaface.data.sources.base import DatasetLayoutError
-from collaface.models.build import CollaGAN, build_model, example_batch
+from collaface.models.build import CollaGAN, build_model
 from collaface.training import checkpoint, distributed
 from collaface.training.hardware import SpeedSettings, choose_speed_settings, cpu_description, resolve_device
 from collaface.training.samples import write_sample_grid
@@ -184,17 +184,6 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def _probe_step(cfg: Config, device: torch.device):
-    def step(model: CollaGAN, settings: SpeedSettings, batch_size: int) -> None:
-        opt_g, opt_d = make_optimizers(model, cfg)
-        fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-        model.to(memory_format=fmt)
-        batch = {k: v.to(device).contiguous(memory_format=fmt) for k, v in example_batch(cfg, batch_size).items()}
-        train_step(model, batch, cfg, opt_g, opt_d, settings)
-
-    return step
-
-
 def train(cfg: Config, run_dir: Path, *, progress: bool = True) -> Position:
     """Train (or continue training) ``cfg`` in ``run_dir``; returns the final position."""
     run_dir = Path(run_dir)
@@ -236,7 +225,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
         log.info("resuming from %s (step %d, epoch %d)", path, pos.step, pos.epoch)
     else:
         pos = Position()
-        settings = choose_speed_settings(cfg, model, device, _probe_step(cfg, device))
+        settings = choose_speed_settings(cfg, device)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "config.yaml").is_file():

@@ -5,6 +5,6 @@
 * ``prepared``: the output of ``collaface prepare`` (any folder of face photos).
 """
 
-from collaface.data.sources.base import RawSample, FaceSource, SPLITS, open_source
+from collaface.data.sources.base import SPLITS, ConcatSource, FaceSource, RawSample, open_source, open_sources
 
-__all__ = ["RawSample", "FaceSource", "SPLITS", "open_source"]
+__all__ = ["RawSample", "FaceSource", "ConcatSource", "SPLITS", "open_source", "open_sources"]

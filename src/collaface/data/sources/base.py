@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +71,47 @@ def read_table(path: Path, n_values: int, header_lines: int) -> dict[str, list[s
                 )
             rows[parts[0]] = parts[1:]
     return rows
+
+
+class ConcatSource:
+    """Several datasets of one layout read as one, e.g. ``data.root=prepared/a:prepared/b``.
+
+    ``files`` are the members' files prefixed with their root, so every entry is unique."""
+
+    def __init__(self, sources: list[FaceSource]):
+        self.sources = sources
+        self.root = Path(sources[0].root)
+        self.files = [str(Path(s.root) / f) for s in sources for f in s.files]
+        self.offsets = list(itertools.accumulate(len(s) for s in sources))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def load(self, index: int) -> RawSample:
+        member = bisect.bisect_right(self.offsets, index)
+        start = self.offsets[member - 1] if member else 0
+        sample = self.sources[member].load(index - start)
+        sample.file = self.files[index]
+        return sample
+
+
+def open_sources(kind: str, roots: str, split: str | None = None, **options) -> FaceSource:
+    """``roots`` = one folder or several joined by ``os.pathsep`` (":" on Linux); folders with no
+    face in ``split`` are left out, and it is an error only when none has any."""
+    folders = [r for r in roots.split(os.pathsep) if r]
+    if len(folders) == 1:
+        return open_source(kind, folders[0], split, **options)
+    opened, empty = [], []
+    for folder in folders:
+        try:
+            opened.append(open_source(kind, folder, split, **options))
+        except DatasetLayoutError as err:
+            if not Path(folder).is_dir():
+                raise
+            empty.append(str(err))
+    if not opened:
+        raise DatasetLayoutError("; ".join(empty))
+    return ConcatSource(opened)
 
 
 def open_source(kind: str, root: str | Path, split: str | None = None, **options) -> FaceSource:

@@ -123,3 +123,15 @@ def test_list_images_filters_and_sorts(tmp_path):
     for name in ("b.JPG", "a.png", "sub/c.webp", "notes.txt", ".hidden.jpg"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path)] == ["a.png", "b.JPG", "sub/c.webp"]
+
+
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "sub" / "table.csv"
+    io.write_csv_atomic(target, ("a", "b"), [{"a": 1, "b": 2}])
+    assert target.read_text().splitlines() == ["a,b", "1,2"]
+    with pytest.raises(RuntimeError, match="disk full"):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text().splitlines() == ["a,b", "1,2"]
+    assert [p.name for p in target.parent.iterdir()] == ["table.csv"]  # no temp file left behind

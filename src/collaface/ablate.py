@@ -23,7 +23,6 @@ import io as _io
 import json
 import logging
 import math
-import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from collaface import config as cfgmod
 from collaface import evaluation as E
 from collaface import metrics
 from collaface.config import Config, EvalConfig
+from collaface.data import io
 from collaface.data.labels import LANDMARK_NAMES, TABLE2_PARTS
 from collaface.training import checkpoint
 from collaface.training.loop import train
@@ -157,9 +157,7 @@ def read_validation(run_dir: Path) -> list[dict]:
 def _append_validation(run_dir: Path, record: dict) -> None:
     path = Path(run_dir) / "validation.jsonl"
     lines = [json.dumps(r) for r in read_validation(run_dir) if r["step"] != record["step"]] + [json.dumps(record)]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    io.write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def validate(run_dir: Path, label: str, options: AblationOptions, step: int) -> dict:

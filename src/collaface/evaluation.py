@@ -653,9 +653,8 @@ def summarize(evaluation: Evaluation, resamples: int, seed: int) -> dict:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with io.atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def json_safe(value):

@@ -24,7 +24,6 @@ integer coordinates.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -691,18 +690,9 @@ def complete_folder(completer: FaceCompleter, src: Path, out: Path, masks_dir: P
                 failures.append({"file": relative.as_posix(), "reason": f"unexpected {type(err).__name__}: {err}"})
             bar.set_postfix(done=counts["completed"], failed=len(failures), refresh=False)
     finally:  # also after an interrupt
-        _write_failures(out / "failures.csv", failures)
+        io.write_csv_atomic(out / "failures.csv", FAILURE_COLUMNS, failures)
     return BatchSummary(out=out, completed=counts["completed"], skipped=counts["skipped"],
                         failed=len(failures), seconds=time.perf_counter() - start)
-
-
-def _write_failures(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FAILURE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- command line

@@ -6,9 +6,12 @@ grayscale/palette/RGBA/CMYK/16-bit to RGB 8-bit, and keeps Pillow's decompressio
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -93,23 +96,44 @@ def load_label_map(path: str | os.PathLike) -> np.ndarray:
     raise ImageDecodeError(path, f"label map must be a one-channel PNG, got mode {image.mode}")
 
 
-def save_rgb(path: str | os.PathLike, image: np.ndarray, **params) -> None:
-    """Write an (H, W, 3) uint8 array atomically (temp file + rename); format from the suffix."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it replaces ``path`` in one rename, on error
+    it is removed, so readers never see a half-written file. Creates the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    Image.fromarray(image).save(tmp, format=fmt, **params)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="")
+
+
+def write_csv_atomic(path: str | os.PathLike, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """A CSV with header ``columns`` and one line per row dict, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_rgb(path: str | os.PathLike, image: np.ndarray, **params) -> None:
+    """Write an (H, W, 3) uint8 array atomically (temp file + rename); format from the suffix."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt, **params)
 
 
 def save_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write an (H, W) integer label map as an 8-bit grayscale PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    Image.fromarray(labels.astype(np.uint8)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(labels.astype(np.uint8)).save(tmp, format="PNG")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

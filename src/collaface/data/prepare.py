@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -80,21 +79,6 @@ class PrepareSummary:
         if self.preview:
             lines.append(f"preview:  {self.preview}")
         return "\n".join(lines)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, newline="")
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def output_stems(sources: list[str]) -> dict[str, str]:
@@ -327,7 +311,7 @@ def prepare_folder(
             settings["photos_with_several_faces"] = sum(
                 r.get("faces", 0) > 1 for s, r in records.items() if s in splits)
             settings["split_counts"] = dict(Counter(r["split"] for r in rows))
-            _atomic_write_text(out / "prepare.json", json.dumps(settings, indent=2) + "\n")
+            io.write_text_atomic(out / "prepare.json", json.dumps(settings, indent=2) + "\n")
     summary = PrepareSummary(
         out=out, prepared=counts["prepared"], already_done=counts["already_done"],
         failed=counts["failed"], failed_before=counts["failed_before"], seconds=seconds,
@@ -354,8 +338,8 @@ def _write_tables(out: Path, records: dict[str, dict], splits: dict[str, str],
         rows.append(dict(
             zip(MANIFEST_COLUMNS, [record["file"], source, identities[source], splits[source], x0, y0, side, *points])
         ))
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS, rows)
-    _write_csv(out / "failures.csv", FAILURE_COLUMNS, failures)
+    io.write_csv_atomic(out / "manifest.csv", MANIFEST_COLUMNS, rows)
+    io.write_csv_atomic(out / "failures.csv", FAILURE_COLUMNS, failures)
     return rows
 
 

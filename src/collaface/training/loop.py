@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from collaface import config as cfgmod
 from collaface.config import Config
+from collaface.data import io
 from collaface.data.dataset import FaceDataset, build_dataset
 from collaface.data.sources.base import DatasetLayoutError
 from collaface.models.build import CollaGAN, build_model
@@ -129,9 +130,7 @@ def _truncate_stats(run_dir: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    io.write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
 def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings) -> dict:

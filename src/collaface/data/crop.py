@@ -62,27 +62,31 @@ def crop_box_from_landmarks(landmarks: np.ndarray, scale: float = CROP_SCALE) ->
     return CropBox(float(centre[0] - side / 2), float(centre[1] - side / 2), float(side))
 
 
-def crop_resize(image: np.ndarray, box: CropBox, size: int, nearest: bool = False) -> np.ndarray:
-    """Cut ``box`` out of ``image`` (H, W[, C]) and resize to (size, size) in one affine warp.
+def area_prefilter(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Area-shrink ``image`` (H, W[, C]) by the integer part of the affine ``matrix``'s reduction
+    (a bilinear warp alone aliases below half size, and warpAffine has no area filter); return it
+    with the (2, 3) matrix that maps its pixels to the same output."""
+    zoom = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    factor = int(1 / zoom)
+    if factor < 2:
+        return image, matrix
+    height, width = image.shape[0] // factor, image.shape[1] // factor
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    # small pixel j has its centre at input ratio * j + (ratio - 1) / 2, per axis
+    ratio = np.array([image.shape[1] / width, image.shape[0] / height])
+    linear = matrix[:, :2] * ratio
+    offset = matrix[:, 2] + matrix[:, :2] @ ((ratio - 1) / 2)
+    return small, np.concatenate([linear, offset[:, None]], axis=1)
 
-    nearest=True for label maps. Outside the photo the border is replicated.
+
+def crop_resize(image: np.ndarray, box: CropBox, size: int, nearest: bool = False) -> np.ndarray:
+    """Cut ``box`` out of ``image`` (H, W[, C]) and resize to (size, size) in one affine warp
+    (area pre-shrink when reducing a lot). nearest=True for label maps. Outside the photo the
+    border is replicated.
     """
     scale = size / box.side
     matrix = np.array([[scale, 0, -box.x0 * scale], [0, scale, -box.y0 * scale]], np.float64)
     if nearest:
-        interp = cv2.INTER_NEAREST
-    else:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    if interp == cv2.INTER_AREA:
-        # warpAffine has no area filter: pre-shrink by an integer factor, then warp.
-        factor = int(1 / scale)
-        if factor >= 2:
-            small = cv2.resize(image, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
-            # pixel centres: src = factor * small + (factor - 1) / 2
-            return crop_resize(
-                small,
-                CropBox((box.x0 - (factor - 1) / 2) / factor, (box.y0 - (factor - 1) / 2) / factor, box.side / factor),
-                size,
-            )
-        interp = cv2.INTER_LINEAR
-    return cv2.warpAffine(image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    source, matrix = area_prefilter(image, matrix)
+    return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

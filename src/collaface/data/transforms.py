@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from collaface.config import AugmentConfig
+from collaface.data.crop import area_prefilter
 from collaface.data.labels import LANDMARK_FLIP, flip_parsing_labels
 
 
@@ -72,21 +73,6 @@ def affine_matrix(params: AffineParams, in_size: int, out_size: int) -> np.ndarr
     return np.concatenate([linear, (out_centre - linear @ in_centre)[:, None]], axis=1)
 
 
-def _prefilter(image: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Area-shrink ``image`` by the integer part of the warp's reduction (bilinear alone aliases
-    below half size); return it with the matrix that maps its pixels to the same output."""
-    zoom = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    factor = int(1 / zoom)
-    if factor < 2:
-        return image, matrix
-    side = image.shape[0] // factor
-    small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
-    ratio = image.shape[0] / side  # small pixel j has its centre at input ratio * j + (ratio - 1) / 2
-    linear = matrix[:, :2] * ratio
-    offset = matrix[:, 2] + matrix[:, :2] @ np.full(2, (ratio - 1) / 2)
-    return small, np.concatenate([linear, offset[:, None]], axis=1)
-
-
 def warp_sample(
     image: np.ndarray,
     parsing: np.ndarray | None,
@@ -109,7 +95,7 @@ def warp_sample(
     matrix = affine_matrix(params, side, out_size)
     dsize = (out_size, out_size)
 
-    source, image_matrix = _prefilter(image, matrix)
+    source, image_matrix = area_prefilter(image, matrix)
     out_image = cv2.warpAffine(
         source, image_matrix, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )

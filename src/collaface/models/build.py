@@ -7,6 +7,7 @@ from torch import nn
 
 from collaface.config import Config
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
+from collaface.data.masks import composite
 from collaface.models.discriminator import PatchDiscriminator
 from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator
 
@@ -85,7 +86,7 @@ def example_batch(
     labels = torch.randint(NUM_CLASSES, (batch_size, size, size), generator=g)
     onehot = nn.functional.one_hot(labels, NUM_CLASSES).permute(0, 3, 1, 2).float() * 2 - 1
     return {
-        "masked": mask * noise + (1 - mask) * image,
+        "masked": composite(noise, image, mask),
         "mask": mask,
         "image": image,
         "parsing_onehot": onehot,

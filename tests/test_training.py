@@ -3,6 +3,7 @@ non-finite losses, 2-process gloo data parallelism, export."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -253,3 +254,35 @@ def test_speed_probe_picks_a_candidate_and_explicit_settings_skip_it():
     options = candidates(auto, cpu)
     assert SpeedSettings("fp32", False) in options and len(options) >= 2
     assert choose_speed_settings(auto, cpu) in options  # timed in a separate process
+
+
+def test_warmup_trains_the_generator_only_then_the_full_objective(data, tmp_path):
+    run = tmp_path / "run"
+    cfg = small_cfg(data, "train.max_steps=2", "train.warmup_steps=2")
+    torch.manual_seed(cfg.train.seed)
+    model_before = build_model(cfg)
+    train(cfg, run, progress=False)
+    after = weights(run)
+    d_before = {f"D.{k}": v for k, v in model_before.discriminators.state_dict().items()}
+    g_before = {f"G.{k}": v for k, v in model_before.generator.state_dict().items()}
+    assert_same_weights(d_before, {k: v for k, v in after.items() if k.startswith("D.")})
+    assert any(not torch.equal(g_before[k], after[k]) for k in g_before)
+    records = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["adversarial"] for r in records] == [False, False]
+    assert not any(k.startswith(("d/", "g/adv")) for r in records for k in r)
+    train(small_cfg(data, "train.max_steps=3", "train.warmup_steps=2"), run, progress=False)
+    last = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 3 and last["adversarial"] and "d/real_i" in last and "g/adv_i" in last
+    assert any(not torch.equal(d_before[k], weights(run)[k]) for k in d_before)
+
+
+def test_time_budget_stops_with_a_checkpoint_and_counts_over_resumes(data, tmp_path):
+    run = tmp_path / "run"
+    budget = ["train.epochs=50", "train.max_minutes=0.000001"]  # spent by the first step
+    pos = train(small_cfg(data, *budget), run, progress=False)
+    assert pos.step == 1 and pos.train_seconds > 0
+    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000001.pt"]
+    again = train(small_cfg(data, *budget), run, progress=False)
+    assert again.step == 1 and again.train_seconds == pytest.approx(pos.train_seconds)
+    more = train(small_cfg(data, "train.epochs=50", "train.max_steps=3", "train.max_minutes=60"), run, progress=False)
+    assert more.step == 3 and more.train_seconds > pos.train_seconds

@@ -87,6 +87,8 @@ class LossConfig:
 class TrainConfig:
     epochs: int = 20
     max_steps: int = 0           # 0 = no limit besides epochs
+    max_minutes: float = 0.0     # training wall-clock budget summed over resumes (0 = none)
+    warmup_steps: int = 0        # first steps train G on the reconstruction terms only (no D)
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -350,6 +352,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"loss.{name}: must be >= 0")
     if t.batch_size < 1 or t.epochs < 1 or t.max_steps < 0:
         raise ConfigError("train.batch_size/epochs must be >= 1 and train.max_steps >= 0")
+    if t.max_minutes < 0 or t.warmup_steps < 0:
+        raise ConfigError("train.max_minutes and train.warmup_steps must be >= 0")
     if t.lr <= 0:
         raise ConfigError("train.lr: must be > 0")
     if t.precision not in ("auto", "fp32", "bf16"):

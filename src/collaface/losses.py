@@ -76,18 +76,20 @@ def generator_loss(
     batch: Batch,
     discriminators: nn.ModuleDict,
     cfg: Config,
+    adversarial: bool = True,
 ) -> tuple[torch.Tensor, Metrics]:
     """sum_t lambda_adv_t * BCE(D_t(x, fake_t), real) + lambda_rec_t * L_rec_t.
 
-    outputs: generator outputs {task: (B,C_t,S,S)} (not detached). Freezing the discriminators'
-    parameters during this backward is the training loop's job."""
+    outputs: generator outputs {task: (B,C_t,S,S)} (not detached). ``adversarial=False`` keeps
+    the reconstruction terms only (warm-up). Freezing the discriminators' parameters during this
+    backward is the training loop's job."""
     _check_tasks(outputs, cfg)
     weights = resolved_lambdas(cfg)
     metrics: Metrics = {}
     total = batch["image"].new_zeros(())
     for task, pred in outputs.items():
         terms = {}
-        if weights[f"adv_{task}"]:
+        if adversarial and weights[f"adv_{task}"]:
             fake = judged_sample(task, pred, batch, cfg)
             logits = discriminators[task](batch["masked"], batch["mask"], fake)
             terms[f"adv_{task}"] = gan_loss(logits, real=True)

@@ -8,6 +8,10 @@ Run folder::
     RUN/tb/                    TensorBoard scalars
     RUN/samples/step-<step>.png   sample grids on fixed validation faces
 
+``train.warmup_steps`` first steps train the generator on its reconstruction terms only (the
+discriminators wait); ``train.max_minutes`` stops training (with a checkpoint) once the loop's
+wall-clock time, summed over resumes, reaches the budget: equal-time comparisons of recipes.
+
 Rerunning the same command continues from the newest loadable checkpoint (same data order,
 masks and augmentation: they are keyed by (seed, epoch, index) and the data position is saved).
 SIGINT/SIGTERM save a checkpoint and stop cleanly; ``kill -9`` loses at most the steps since the
@@ -80,6 +84,7 @@ class Position:
     step: int = 0            # batches trained so far (all epochs)
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of the current epoch already trained
+    train_seconds: float = 0.0  # wall-clock spent in the training loop, summed over resumes
 
 
 def _check_run_config(cfg: Config, run_dir: Path) -> None:
@@ -139,6 +144,7 @@ def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: 
         "step": pos.step,
         "epoch": pos.epoch,
         "batch_in_epoch": pos.batch_in_epoch,
+        "train_seconds": pos.train_seconds,
         "generator": model.generator.state_dict(),
         "discriminators": model.discriminators.state_dict(),
         "opt_g": opt_g.state_dict(),
@@ -160,7 +166,8 @@ def _restore(state: dict, model: CollaGAN, opt_g, opt_d) -> tuple[Position, Spee
     if state["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     speed = SpeedSettings(state["speed"]["precision"], state["speed"]["channels_last"])
-    return Position(state["step"], state["epoch"], state["batch_in_epoch"]), speed
+    pos = Position(state["step"], state["epoch"], state["batch_in_epoch"], state.get("train_seconds", 0.0))
+    return pos, speed
 
 
 class _StopRequest:
@@ -263,17 +270,22 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
     nonfinite_in_row = 0
     window_start, window_steps = time.perf_counter(), 0
     images_per_step = batch_size * info.world_size
+    budget_s = cfg.train.max_minutes * 60
+    out_of_time = bool(budget_s) and pos.train_seconds >= budget_s
     with _StopRequest() as stop:
-        while pos.step < total_steps:
+        while pos.step < total_steps and not out_of_time:
             dataset.set_epoch(pos.epoch)
             sampler = EpochSampler(len(dataset), batch_size, cfg.train.seed, pos.epoch, info, pos.batch_in_epoch)
             loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                                 num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+            step_start = time.perf_counter()
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)
-                metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info)
+                adversarial = pos.step >= cfg.train.warmup_steps
+                metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, adversarial)
                 pos.step += 1
                 pos.batch_in_epoch += 1
+                pos.train_seconds += time.perf_counter() - step_start
                 window_steps += 1
                 bar.update(1)
                 if applied:
@@ -293,6 +305,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                 if pos.step % cfg.train.log_every == 0 or pos.step == total_steps:
                     elapsed = time.perf_counter() - window_start
                     record = {"step": pos.step, "epoch": pos.epoch, "time": time.time(),
+                              "train_seconds": pos.train_seconds, "adversarial": adversarial,
                               "img_per_s": window_steps * images_per_step / max(elapsed, 1e-9)}
                     record.update({k: v / max(logged, 1) for k, v in sums.items()})
                     if info.is_main:
@@ -308,8 +321,11 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                     samples()
                 if pos.step % cfg.train.checkpoint_every == 0:
                     save()
-                if stop.signal is not None or pos.step >= total_steps:
+                if budget_s:
+                    out_of_time = not distributed.all_true(pos.train_seconds < budget_s, info, device)
+                if stop.signal is not None or pos.step >= total_steps or out_of_time:
                     break
+                step_start = time.perf_counter()
             else:
                 pos.epoch += 1
                 pos.batch_in_epoch = 0

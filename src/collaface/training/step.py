@@ -49,10 +49,12 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     settings: SpeedSettings,
     info: DistInfo = DistInfo(),
+    adversarial: bool = True,
 ) -> tuple[dict[str, torch.Tensor], bool]:
     """D step on detached fakes, then G step with the discriminators frozen.
 
-    batch: output of :func:`prepare_batch`. Returns (metrics, applied): a non-finite D loss on
+    batch: output of :func:`prepare_batch`. ``adversarial=False`` (warm-up) skips the D phase and
+    trains G on its reconstruction terms only. Returns (metrics, applied): a non-finite D loss on
     any rank skips the whole step; a non-finite G loss skips the G update (D was updated).
     """
     device = batch["image"].device
@@ -60,22 +62,16 @@ def train_step(
     with autocast:
         outputs = model.generator(batch["masked"], batch["mask"])
     outputs = {task: value.float() for task, value in outputs.items()}
-
-    _set_requires_grad(model.discriminators, True)
-    opt_d.zero_grad(set_to_none=True)
-    with autocast:
-        d_total, d_metrics = losses.discriminator_loss(outputs, batch, model.discriminators, cfg)
-    if not distributed.all_true(bool(torch.isfinite(d_total)), info, device):
-        return d_metrics, False  # skip the whole step: nothing is updated
-    if d_total.requires_grad:
-        d_total.backward()
-        distributed.average_gradients(model.discriminators, info)
-        opt_d.step()
+    d_metrics = {}
+    if adversarial:
+        applied, d_metrics = _discriminator_phase(model, outputs, batch, cfg, opt_d, autocast, info)
+        if not applied:
+            return d_metrics, False
 
     _set_requires_grad(model.discriminators, False)
     opt_g.zero_grad(set_to_none=True)
     with autocast:
-        g_total, g_metrics = losses.generator_loss(outputs, batch, model.discriminators, cfg)
+        g_total, g_metrics = losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial)
     g_ok = distributed.all_true(bool(torch.isfinite(g_total)), info, device)
     if g_ok:
         g_total.backward()
@@ -85,3 +81,20 @@ def train_step(
     distributed.average_buffers(model, info)
     metrics = {**d_metrics, **g_metrics}
     return metrics, g_ok
+
+
+def _discriminator_phase(model, outputs, batch, cfg, opt_d, autocast, info) -> tuple[bool, dict[str, torch.Tensor]]:
+    """One update of all discriminators on detached fakes; False when the loss is non-finite on
+    any rank (nothing is updated then)."""
+    device = batch["image"].device
+    _set_requires_grad(model.discriminators, True)
+    opt_d.zero_grad(set_to_none=True)
+    with autocast:
+        d_total, d_metrics = losses.discriminator_loss(outputs, batch, model.discriminators, cfg)
+    if not distributed.all_true(bool(torch.isfinite(d_total)), info, device):
+        return False, d_metrics
+    if d_total.requires_grad:
+        d_total.backward()
+        distributed.average_gradients(model.discriminators, info)
+        opt_d.step()
+    return True, d_metrics

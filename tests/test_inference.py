@@ -11,10 +11,11 @@ from collaface import config
 from collaface.data import io
 from collaface.data.crop import CropBox
 from collaface.data.labels import LABEL_INDEX, from_celebamask_hq
+from collaface.blending import harmonic_fill, poisson_blend
 from collaface.data.masks import freeform_mask
 from collaface.inference import (
     MAX_HOLE_FRACTION, CompletionError, FaceCompleter, ModelNotFoundError, NoFaceError, default_model_dir,
-    harmonic_fill, landmarks_record, parsing_picture, paste_back, poisson_blend, read_mask, side_by_side,
+    landmarks_record, parsing_picture, paste_back, read_mask, side_by_side,
 )
 from collaface.models.build import build_model
 from collaface.training import checkpoint

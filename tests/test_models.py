@@ -23,7 +23,8 @@ from collaface.models import (
     patch_grid_size,
 )
 
-PRESETS = list_presets()
+# collaGAN presets; the baselines (model.arch ce/gfc/sii) have their own tests in test_baselines.py
+PRESETS = [p for p in list_presets() if load_config(p).model.arch == "collagan"]
 CHANNELS = {"i": 3, "s": NUM_CLASSES, "d": NUM_LANDMARKS}
 
 

@@ -43,8 +43,11 @@ from collaface.training.loop import train
 log = logging.getLogger(__name__)
 
 VARIANTS = ("m_i", "m_s", "m_d", "m_is", "m_id", "m_isd", "m_isd_star")
+BASELINE_VARIANTS = ("ce", "gfc", "sii")  # the re-implemented baselines, on request (--variants)
 # Evaluation order: image models first (M_i is the reference of the comparisons), then s/d only.
-EVAL_ORDER = ("m_i", "m_is", "m_id", "m_isd", "m_isd_star", "m_s", "m_d")
+EVAL_ORDER = ("m_i", "m_is", "m_id", "m_isd", "m_isd_star", "ce", "gfc", "sii", "m_s", "m_d")
+# GFC's stage starts (local D, then global D + parsing loss) as fractions of the budget.
+GFC_STAGES = (0.3, 0.6)
 RESERVED_OVERRIDES = ("data.root", "data.source", "train.max_steps", "train.seed", "train.epochs")
 # Training ends by the step budget, never by epochs.
 UNBOUNDED_EPOCHS = 1_000_000
@@ -128,7 +131,11 @@ def variant_config(variant: str, options: AblationOptions, seed: int, max_steps:
              f"train.epochs={UNBOUNDED_EPOCHS}"]
     if options.source:
         fixed.append(f"data.source={options.source}")
-    return cfgmod.load_config(variant, [*options.overrides, *fixed])
+    stages = []  # GFC's stages follow the budget unless overridden
+    if variant == "gfc":
+        local_from, global_from = (max(1, int(f * options.budget)) for f in GFC_STAGES)
+        stages = [f"baseline.gfc_local_from={local_from}", f"baseline.gfc_global_from={global_from}"]
+    return cfgmod.load_config(variant, [*stages, *options.overrides, *fixed])
 
 
 def trained_step(run_dir: Path) -> int:
@@ -281,9 +288,10 @@ def run_ablation(options: AblationOptions) -> dict:
     -> the content of OUT/ablation.json. Finished runs are not retrained, and the evaluation is
     reused when the weights, data and options are unchanged.
     """
-    unknown = [v for v in options.variants if v not in VARIANTS]
+    unknown = [v for v in options.variants if v not in VARIANTS + BASELINE_VARIANTS]
     if unknown or not options.variants:
-        raise cfgmod.ConfigError(f"--variants: {unknown or 'none'}; choose from {', '.join(VARIANTS)}")
+        raise cfgmod.ConfigError(f"--variants: {unknown or 'none'}; choose from "
+                                 f"{', '.join(VARIANTS + BASELINE_VARIANTS)}")
     if options.budget < 1:
         raise cfgmod.ConfigError("--budget: at least 1 step")
     out = Path(options.out)
@@ -517,8 +525,10 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("prepared", "celeba", "celebamask_hq"), help="its layout (data.source)")
     p.add_argument("--budget", type=int, required=True, help="training steps per variant")
     p.add_argument("--out", required=True, help="ablation folder (runs, report, ablation.md)")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, metavar="VARIANT",
-                   help=f"subset of {', '.join(VARIANTS)} (default all)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS + BASELINE_VARIANTS,
+                   metavar="VARIANT",
+                   help=f"subset of {', '.join(VARIANTS)} (default: these seven), plus the re-implemented "
+                        f"baselines {', '.join(BASELINE_VARIANTS)} on request")
     p.add_argument("--seeds", nargs="+", type=int, default=[0],
                    help="training seeds (default 0); several give mean ± std")
     p.add_argument("--eval-data", help="dataset to evaluate on (default --data)")

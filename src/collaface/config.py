@@ -64,6 +64,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    arch: str = "collagan"       # collagan | ce | gfc | sii (the paper's baselines, image task only)
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     ngf: int = 64                # generator width (64 = paper)
     ndf: int = 64                # discriminator width
@@ -81,6 +82,34 @@ class LossConfig:
     rec_i: float | None = None
     rec_s: float | None = None
     rec_d: float | None = None
+
+
+@dataclass
+class BaselineConfig:
+    """Objectives and schedules of the re-implemented baselines (model.arch ce | gfc | sii)."""
+
+    # Context Encoders (Pathak et al. 2016): joint loss weights and D's learning-rate ratio.
+    ce_rec: float = 0.999
+    ce_adv: float = 0.001
+    ce_d_lr_ratio: float = 0.1   # CE trains G with a 10x higher learning rate than D
+    # Generative Face Completion (Li et al. 2017): stage starts in steps, loss weights.
+    gfc_local_from: int = 300    # reconstruction only before; + local D from here
+    gfc_global_from: int = 600   # + global D and the parsing loss from here (parser frozen)
+    gfc_rec: float = 1.0
+    gfc_adv_local: float = 0.003
+    gfc_adv_global: float = 0.003
+    gfc_parsing: float = 0.05
+    # Semantic Image Inpainting (Yeh et al. 2017): z optimisation at completion time.
+    sii_z_dim: int = 100
+    sii_iterations: int = 1500
+    sii_lr: float = 0.03
+    sii_prior: float = 0.003     # lambda of the prior loss log(1 - D(G(z)))
+    sii_window: int = 7          # importance-weighting window (pixels at 128 px)
+    sii_blend: bool = True       # Poisson-blend G(z) into the hole
+    sii_seed: int = 0            # z initialisation
+
+
+ARCHS = ("collagan", "ce", "gfc", "sii")
 
 
 @dataclass
@@ -118,6 +147,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -305,6 +335,11 @@ def resolved_lambdas(cfg: Config) -> dict[str, float]:
     return out
 
 
+def needed_labels(cfg: Config) -> tuple[str, ...]:
+    """Tasks whose labels training needs: the model's tasks, plus parsing for GFC's parser."""
+    return tuple(cfg.model.tasks) + (("s",) if cfg.model.arch == "gfc" else ())
+
+
 def validate(cfg: Config) -> None:
     """Every cross-field check in one place, each with a message naming the key."""
     d, m, t = cfg.data, cfg.model, cfg.train
@@ -344,6 +379,21 @@ def validate(cfg: Config) -> None:
     m.tasks = [x for x in TASKS if x in m.tasks]  # canonical order i, s, d
     if m.ngf < 1 or m.ndf < 1:
         raise ConfigError("model.ngf/model.ndf: must be >= 1")
+    if m.arch not in ARCHS:
+        raise ConfigError(f"model.arch: {m.arch!r} is not one of {', '.join(ARCHS)}")
+    if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel):
+        raise ConfigError(f"model.arch {m.arch}: a baseline completes images only "
+                          "(model.tasks [i], loss.concentrated false, model.mask_channel false)")
+    b = cfg.baseline
+    if min(b.ce_rec, b.ce_adv, b.gfc_rec, b.gfc_adv_local, b.gfc_adv_global, b.gfc_parsing, b.sii_prior) < 0:
+        raise ConfigError("baseline: loss weights must be >= 0")
+    if b.ce_d_lr_ratio <= 0 or b.sii_lr <= 0:
+        raise ConfigError("baseline.ce_d_lr_ratio and baseline.sii_lr must be > 0")
+    if not (0 <= b.gfc_local_from <= b.gfc_global_from) or b.gfc_global_from < 1:
+        raise ConfigError("baseline: need 0 <= gfc_local_from <= gfc_global_from and gfc_global_from >= 1 "
+                          "(the parsing network trains before gfc_global_from)")
+    if b.sii_z_dim < 1 or b.sii_iterations < 0 or b.sii_window < 1 or b.sii_window % 2 == 0:
+        raise ConfigError("baseline: sii_z_dim >= 1, sii_iterations >= 0, sii_window an odd number >= 1")
     if cfg.loss.concentrated and "i" not in m.tasks:
         raise ConfigError("loss.concentrated: the inpainting-concentrated scheme needs task i")
     for name in ("adv_i", "adv_s", "adv_d", "rec_i", "rec_s", "rec_d"):

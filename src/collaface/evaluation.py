@@ -138,7 +138,7 @@ PAPER_TABLE3: dict[str, tuple[float, ...]] = {
     "M*_isd": (1.60, 1.62, 1.93, 1.73, 1.72, 1.72),
 }
 PAPER_VARIANTS = {"m_i": "M_i", "m_s": "M_s", "m_d": "M_d", "m_is": "M_is", "m_id": "M_id", "m_isd": "M_isd",
-                  "m_isd_star": "M*_isd"}
+                  "m_isd_star": "M*_isd", "ce": "CE", "gfc": "GFC", "sii": "SII"}
 
 # --------------------------------------------------------------------------- report figures
 
@@ -245,6 +245,12 @@ class EvalModel:
     cfg: Config
     generator: torch.nn.Module
     sha256: str  # of the generator weights (state dict: names, dtypes, shapes, bytes)
+    seconds: float = 0.0  # spent in the generator over ``faces`` faces (all conditions)
+    faces: int = 0
+
+    @property
+    def ms_per_face(self) -> float | None:
+        return 1000 * self.seconds / self.faces if self.faces else None
 
     @property
     def tasks(self) -> list[str]:
@@ -336,7 +342,7 @@ def image_metrics(completed: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     }
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: SII's z search needs autograd inside its forward
 def complete_batch(
     batch: dict, models: list[EvalModel], device: torch.device, baselines: bool = True
 ) -> tuple[dict, dict]:
@@ -349,7 +355,10 @@ def complete_batch(
     completions: dict[str, torch.Tensor] = {}
     task_outputs: dict[str, dict[str, torch.Tensor]] = {}
     for model in models:
+        start = time.perf_counter()
         out = {k: v.float().cpu() for k, v in model.generator(batch["masked"].to(device), mask.to(device)).items()}
+        model.seconds += time.perf_counter() - start
+        model.faces += image.shape[0]
         if "i" in out:
             completions[model.label] = metrics.to_255(composite(out["i"], image, mask))
         task_outputs[model.label] = {}
@@ -690,6 +699,7 @@ def report_dict(evaluation: Evaluation, summary: dict, bootstrap: int) -> dict:
                            "mean_hole_fraction": float(np.mean(r.hole_fraction))}
                        for c, r in evaluation.conditions.items()},
         "models": [{"label": m.label, "path": m.path, "sha256": m.sha256, "tasks": m.tasks,
+                    "arch": m.cfg.model.arch, "ms_per_face": m.ms_per_face,
                     "paper_variant": PAPER_VARIANTS.get(m.cfg.name), "config": to_dict(m.cfg)}
                    for m in evaluation.models],
         "baselines": BASELINES if evaluation.with_baselines else {},
@@ -774,7 +784,8 @@ def markdown_report(evaluation: Evaluation, summary: dict, bootstrap: int) -> st
     for m in evaluation.models:
         paper = PAPER_VARIANTS.get(m.cfg.name)
         lines.append(f"- model **{m.label}**{f' (paper {paper})' if paper else ''}: `{m.path}`, tasks "
-                     f"{''.join(m.tasks)}, ngf {m.cfg.model.ngf}, weights sha256 `{m.sha256[:16]}`")
+                     f"{''.join(m.tasks)}, ngf {m.cfg.model.ngf}, weights sha256 `{m.sha256[:16]}`"
+                     + (f", {m.ms_per_face:.1f} ms per face" if m.ms_per_face is not None else ""))
     lines.append("")
     table1 = summary["table1"]
     methods = evaluation.methods

@@ -1,4 +1,5 @@
-"""``build_model(cfg)``: the only way any command makes a collaGAN; plus size and cost counts."""
+"""``build_model(cfg)``: the only way any command makes a model (collaGAN or a baseline, by
+``cfg.model.arch``); plus size and cost counts."""
 
 from __future__ import annotations
 
@@ -8,21 +9,28 @@ from torch import nn
 from collaface.config import Config
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
 from collaface.data.masks import composite
+from collaface.models.ce import ContextEncoder
+from collaface.models.dcgan import DCGANDiscriminator
 from collaface.models.discriminator import PatchDiscriminator
 from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator
+from collaface.models.gfc import GFCGenerator
+from collaface.models.sii import SIICompleter
 
 INIT_STD = 0.02
 
 
 class CollaGAN(nn.Module):
-    """The generator and one conditional PatchGAN per task that is on.
+    """The generator and the networks trained beside it: for collaGAN one conditional PatchGAN
+    per task that is on; for the baselines their discriminators (and GFC's parsing network).
 
     Attributes:
-        generator: UNetGenerator; ``model(masked, mask)`` calls it.
-        discriminators: nn.ModuleDict task -> PatchDiscriminator, keys in i, s, d order.
+        generator: the completion network, ``generator(masked, mask) -> {task: output}``
+            (UNetGenerator, ContextEncoder, GFCGenerator or SIICompleter); ``model(masked, mask)`` calls it.
+        discriminators: nn.ModuleDict; collaGAN: task -> PatchDiscriminator in i, s, d order;
+            CE: {"i"}; GFC: {"global", "local", "parser"}; SII: {"i": the completer's netD}.
     """
 
-    def __init__(self, generator: UNetGenerator, discriminators: dict[str, PatchDiscriminator]):
+    def __init__(self, generator: nn.Module, discriminators: dict[str, nn.Module]):
         super().__init__()
         self.generator = generator
         self.discriminators = nn.ModuleDict(discriminators)
@@ -49,12 +57,31 @@ def _init_rng(cfg: Config) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.train.seed)
 
 
-def _generator(cfg: Config) -> UNetGenerator:
-    m = cfg.model
-    return UNetGenerator(cfg.data.image_size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel)
+def _generator(cfg: Config) -> nn.Module:
+    m, size = cfg.model, cfg.data.image_size
+    if m.arch == "ce":
+        return ContextEncoder(size, m.ngf)
+    if m.arch == "gfc":
+        return GFCGenerator(size, m.ngf)
+    if m.arch == "sii":
+        return SIICompleter(size, m.ngf, m.ndf, cfg.baseline)
+    return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel)
 
 
-def build_generator(cfg: Config) -> UNetGenerator:
+def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
+    """The networks trained beside ``generator`` (see CollaGAN.discriminators)."""
+    m, size = cfg.model, cfg.data.image_size
+    if m.arch == "ce":
+        return {"i": DCGANDiscriminator(size, m.ndf)}
+    if m.arch == "gfc":
+        return {"global": DCGANDiscriminator(size, m.ndf), "local": DCGANDiscriminator(size // 2, m.ndf),
+                "parser": UNetGenerator(size, ["s"], ngf=m.ngf)}
+    if m.arch == "sii":
+        return {"i": generator.netD}
+    return {t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel) for t in m.tasks}
+
+
+def build_generator(cfg: Config) -> nn.Module:
     """The generator alone (inference), initialised from ``cfg.train.seed`` like build_model's."""
     generator = _generator(cfg)
     init_weights(generator, _init_rng(cfg))
@@ -62,13 +89,11 @@ def build_generator(cfg: Config) -> UNetGenerator:
 
 
 def build_model(cfg: Config) -> CollaGAN:
-    """Generator + one discriminator per task in ``cfg.model.tasks``; weights initialised
-    deterministically from ``cfg.train.seed`` (generator first, then D_i, D_s, D_d)."""
-    m = cfg.model
-    model = CollaGAN(
-        _generator(cfg),
-        {t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel) for t in m.tasks},
-    )
+    """Generator + the networks trained beside it (collaGAN: one discriminator per task in
+    ``cfg.model.tasks``); weights initialised deterministically from ``cfg.train.seed``
+    (generator first, then the others in order, e.g. D_i, D_s, D_d)."""
+    generator = _generator(cfg)
+    model = CollaGAN(generator, _companions(cfg, generator))
     init_weights(model, _init_rng(cfg))
     return model
 
@@ -127,12 +152,22 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
 
 
 def model_costs(model: CollaGAN, cfg: Config) -> dict[str, dict[str, int]]:
-    """{"generator" | "D_i" | "D_s" | "D_d": {"params": int, "macs": int}}, MACs per 1 image."""
+    """{"generator" | "D_<name>": {"params": int, "macs": int}} for the generator and every
+    network beside it (D_i, D_s, D_d; baselines: D_global, D_local, D_parser), MACs per 1 image.
+    SII's generator is its DCGAN G (z -> image); its D is counted once, as D_i."""
     batch = example_batch(cfg, 1, torch.Generator().manual_seed(0))
-    costs = {"generator": {"params": count_parameters(model.generator),
-                           "macs": count_macs(model.generator, batch["masked"], batch["mask"])}}
-    for task, disc in model.discriminators.items():
-        target = batch[TARGET_KEYS[task]]
-        costs[f"D_{task}"] = {"params": count_parameters(disc),
-                              "macs": count_macs(disc, batch["masked"], batch["mask"], target)}
+    image, mask = batch["masked"], batch["mask"]
+    if cfg.model.arch == "sii":
+        generator, inputs = model.generator.netG, (torch.zeros(1, cfg.baseline.sii_z_dim),)
+    else:
+        generator, inputs = model.generator, (image, mask)
+    costs = {"generator": {"params": count_parameters(generator), "macs": count_macs(generator, *inputs)}}
+    for name, net in model.discriminators.items():
+        if isinstance(net, PatchDiscriminator):
+            inputs = (image, mask, batch[TARGET_KEYS[name]])
+        elif isinstance(net, DCGANDiscriminator):
+            inputs = (nn.functional.interpolate(image, size=net.image_size),)
+        else:
+            inputs = (image, mask)
+        costs[f"D_{name}"] = {"params": count_parameters(net), "macs": count_macs(net, *inputs)}
     return costs

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SAMPLE_FACES = 8
 SAMPLE_MASKS = ("block", "freeform", "O1", "O6")
 # Sections that define the model and objective: a run folder keeps them for its whole life.
-FROZEN_SECTIONS = ("model", "loss")
+FROZEN_SECTIONS = ("model", "loss", "baseline")
 
 
 def compile_model(model: CollaGAN) -> None:
@@ -88,7 +88,7 @@ class Position:
 
 
 def _check_run_config(cfg: Config, run_dir: Path) -> None:
-    """A run folder keeps its model/loss config; other sections (budget, logging) may change."""
+    """A run folder keeps its model/loss/baseline config; other sections (budget, logging) may change."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
@@ -208,7 +208,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
     distributed.broadcast_module(model, info)
     opt_g, opt_d = make_optimizers(model, cfg)
 
-    dataset: FaceDataset = build_dataset(cfg.data, "train", seed=cfg.train.seed, require=tuple(cfg.model.tasks))
+    dataset: FaceDataset = build_dataset(cfg.data, "train", seed=cfg.train.seed, require=cfgmod.needed_labels(cfg))
     batch_size = cfg.train.batch_size
     batches_per_epoch = len(dataset) // info.world_size // batch_size
     if batches_per_epoch == 0:
@@ -281,8 +281,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
             step_start = time.perf_counter()
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)
-                adversarial = pos.step >= cfg.train.warmup_steps
-                metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, adversarial)
+                metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, pos.step)
                 pos.step += 1
                 pos.batch_in_epoch += 1
                 pos.train_seconds += time.perf_counter() - step_start
@@ -305,7 +304,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                 if pos.step % cfg.train.log_every == 0 or pos.step == total_steps:
                     elapsed = time.perf_counter() - window_start
                     record = {"step": pos.step, "epoch": pos.epoch, "time": time.time(),
-                              "train_seconds": pos.train_seconds, "adversarial": adversarial,
+                              "train_seconds": pos.train_seconds,
+                              "adversarial": pos.step > cfg.train.warmup_steps,
                               "img_per_s": window_steps * images_per_step / max(elapsed, 1e-9)}
                     record.update({k: v / max(logged, 1) for k, v in sums.items()})
                     if info.is_main:

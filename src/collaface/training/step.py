@@ -1,6 +1,9 @@
-"""One collaGAN training step as explicit phases: generator forward, D phase, G phase."""
+"""One training step as explicit phases: generator forward, D phase, G phase (collaGAN here,
+the baselines in ``training.baselines`` through the same :func:`gan_update`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -17,10 +20,16 @@ MODEL_INPUT_KEYS = ("image", "mask", "masked", "parsing", "heatmaps")
 
 
 def make_optimizers(model: CollaGAN, cfg: Config) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam for G and one Adam over all discriminators (lr, betas from cfg.train)."""
+    """Adam for G and one Adam over all networks trained beside it (lr, betas from cfg.train;
+    CE's D at ``baseline.ce_d_lr_ratio`` x lr). Parameters the generator shares with them (SII's
+    D, used by its z search) belong to the second optimiser only."""
     betas = (cfg.train.beta1, cfg.train.beta2)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.train.lr, betas=betas)
-    opt_d = torch.optim.Adam(model.discriminators.parameters(), lr=cfg.train.lr, betas=betas)
+    others = list(model.discriminators.parameters())
+    shared = {id(p) for p in others}
+    d_lr = cfg.train.lr * (cfg.baseline.ce_d_lr_ratio if cfg.model.arch == "ce" else 1.0)
+    opt_g = torch.optim.Adam([p for p in model.generator.parameters() if id(p) not in shared],
+                             lr=cfg.train.lr, betas=betas)
+    opt_d = torch.optim.Adam(others, lr=d_lr, betas=betas)
     return opt_g, opt_d
 
 
@@ -31,7 +40,7 @@ def prepare_batch(batch: dict, cfg: Config, device: torch.device, channels_last:
     for key in MODEL_INPUT_KEYS:
         value = batch[key].to(device, non_blocking=True)
         out[key] = value.contiguous(memory_format=fmt) if value.dim() == 4 else value
-    if "s" in cfg.model.tasks:
+    if "s" in cfg.model.tasks or cfg.model.arch == "gfc":
         out["parsing_onehot"] = parsing_to_onehot(out["parsing"]).contiguous(memory_format=fmt)
     return out
 
@@ -49,29 +58,58 @@ def train_step(
     opt_d: torch.optim.Optimizer,
     settings: SpeedSettings,
     info: DistInfo = DistInfo(),
-    adversarial: bool = True,
+    step: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], bool]:
-    """D step on detached fakes, then G step with the discriminators frozen.
+    """One training step of ``cfg.model.arch`` at global step ``step`` (None: past every warm-up
+    and stage). collaGAN: D phase on detached fakes, then G phase with the discriminators frozen;
+    before ``train.warmup_steps`` G trains on its reconstruction terms only and D waits.
 
-    batch: output of :func:`prepare_batch`. ``adversarial=False`` (warm-up) skips the D phase and
-    trains G on its reconstruction terms only. Returns (metrics, applied): a non-finite D loss on
+    batch: output of :func:`prepare_batch`. Returns (metrics, applied): a non-finite D loss on
     any rank skips the whole step; a non-finite G loss skips the G update (D was updated).
     """
-    device = batch["image"].device
-    autocast = settings.autocast(device)
-    with autocast:
+    if cfg.model.arch != "collagan":
+        from collaface.training.baselines import baseline_step
+
+        return baseline_step(model, batch, cfg, opt_g, opt_d, settings, info, step)
+    adversarial = step is None or step >= cfg.train.warmup_steps
+    with settings.autocast(batch["image"].device):
         outputs = model.generator(batch["masked"], batch["mask"])
     outputs = {task: value.float() for task, value in outputs.items()}
+
+    def d_loss():
+        return losses.discriminator_loss(outputs, batch, model.discriminators, cfg)
+
+    def g_loss():
+        return losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial)
+
+    return gan_update(model, opt_g, opt_d, settings, info, d_loss if adversarial else None, g_loss)
+
+
+def gan_update(model: CollaGAN, opt_g, opt_d, settings: SpeedSettings, info: DistInfo,
+               d_loss: Callable[[], tuple[torch.Tensor, dict]] | None,
+               g_loss: Callable[[], tuple[torch.Tensor, dict]]) -> tuple[dict[str, torch.Tensor], bool]:
+    """The two phases of every method: ``d_loss()`` (None: no D phase) backpropagated into the
+    networks beside G, then ``g_loss()`` into G with those networks frozen. Both closures build
+    their loss from the generator outputs (detaching them where D trains). -> (metrics, applied)."""
+    device = next(model.generator.parameters()).device
+    autocast = settings.autocast(device)
     d_metrics = {}
-    if adversarial:
-        applied, d_metrics = _discriminator_phase(model, outputs, batch, cfg, opt_d, autocast, info)
-        if not applied:
-            return d_metrics, False
+    if d_loss is not None:
+        _set_requires_grad(model.discriminators, True)
+        opt_d.zero_grad(set_to_none=True)
+        with autocast:
+            d_total, d_metrics = d_loss()
+        if not distributed.all_true(bool(torch.isfinite(d_total)), info, device):
+            return d_metrics, False  # skip the whole step: nothing is updated
+        if d_total.requires_grad:
+            d_total.backward()
+            distributed.average_gradients(model.discriminators, info)
+            opt_d.step()
 
     _set_requires_grad(model.discriminators, False)
     opt_g.zero_grad(set_to_none=True)
     with autocast:
-        g_total, g_metrics = losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial)
+        g_total, g_metrics = g_loss()
     g_ok = distributed.all_true(bool(torch.isfinite(g_total)), info, device)
     if g_ok:
         g_total.backward()
@@ -79,22 +117,4 @@ def train_step(
         opt_g.step()
     _set_requires_grad(model.discriminators, True)
     distributed.average_buffers(model, info)
-    metrics = {**d_metrics, **g_metrics}
-    return metrics, g_ok
-
-
-def _discriminator_phase(model, outputs, batch, cfg, opt_d, autocast, info) -> tuple[bool, dict[str, torch.Tensor]]:
-    """One update of all discriminators on detached fakes; False when the loss is non-finite on
-    any rank (nothing is updated then)."""
-    device = batch["image"].device
-    _set_requires_grad(model.discriminators, True)
-    opt_d.zero_grad(set_to_none=True)
-    with autocast:
-        d_total, d_metrics = losses.discriminator_loss(outputs, batch, model.discriminators, cfg)
-    if not distributed.all_true(bool(torch.isfinite(d_total)), info, device):
-        return False, d_metrics
-    if d_total.requires_grad:
-        d_total.backward()
-        distributed.average_gradients(model.discriminators, info)
-        opt_d.step()
-    return True, d_metrics
+    return {**d_metrics, **g_metrics}, g_ok

@@ -1077,6 +1077,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be >= 1; --bootstrap, --limit, --workers and --threads >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.models:
+        from collaface.inference import default_model_dir
+
+        args.models = [str(default_model_dir())]
     report = run_evaluation(
         args.models, args.data, Path(args.out), labels=args.labels, source=args.source, split=args.split,
         conditions=resolve_conditions(args.masks),
@@ -1105,7 +1109,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
             "for models with those tasks, with 95% bootstrap CIs. Writes report.json/.csv/.md and figures."
         ),
     )
-    p.add_argument("models", nargs="+", metavar="MODEL", help="one or more trained models (same image size)")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="one or more trained models (same image size); default: the shipped weights")
     p.add_argument("--data", required=True, help="dataset folder (prepared, CelebA or CelebAMask-HQ layout)")
     p.add_argument("--source", choices=("prepared", "celeba", "celebamask_hq"),
                    help="dataset layout (default: the first model's data.source)")

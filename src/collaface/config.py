@@ -93,8 +93,8 @@ class BaselineConfig:
     ce_adv: float = 0.001
     ce_d_lr_ratio: float = 0.1   # CE trains G with a 10x higher learning rate than D
     # Generative Face Completion (Li et al. 2017): stage starts in steps, loss weights.
-    gfc_local_from: int = 300    # reconstruction only before; + local D from here
-    gfc_global_from: int = 600   # + global D and the parsing loss from here (parser frozen)
+    gfc_local_from: int = 3000   # reconstruction only before; + local D from here
+    gfc_global_from: int = 6000  # + global D and the parsing loss from here (parser frozen)
     gfc_rec: float = 1.0
     gfc_adv_local: float = 0.003
     gfc_adv_global: float = 0.003

@@ -116,6 +116,12 @@ def test_a_bad_model_is_reported_as_not_beating_baselines(report):
     assert "**tiny_i does not beat the best baseline**" in (report / "report.md").read_text()
     assert results["comparisons"]["reference"] == "small"
     assert set(results["comparisons"]["by_condition"]["O1"]) == {"tiny_i"}
+    paired = results["comparisons"]["by_condition"]["O1"]["tiny_i"]
+    assert list(paired) == list(E.COMPARISON_METRICS)
+    # sharpness is compared as a log ratio of the per-face values: check against the per-face CSV
+    table = results["table1"]["O1"]
+    assert (paired["sharpness"]["value"] > 0) == (table["tiny_i"]["sharpness"]["value"]
+                                                  > table["small"]["sharpness"]["value"])
 
 
 def test_occlusion_evaluation_is_deterministic(tiny):

@@ -102,6 +102,8 @@ IMAGE_METRICS: dict[str, MetricSpec] = {
                             geometric=True),
 }
 VERDICT_METRICS = ("ssim", "psnr", "l1_hole")
+# Model-against-model comparisons also pair the hole PSNR and the sharpness (as log ratio: + = sharper).
+COMPARISON_METRICS = ("ssim", "psnr", "psnr_hole", "l1_hole", "sharpness")
 TABLE2_TITLES = {
     "skin": "Face", "left_brow": "Left eyebrow", "right_brow": "Right eyebrow", "left_eye": "Left eye",
     "right_eye": "Right eye", "nose": "Nose", "upper_lip": "Upper lip", "inner_mouth": "Teeth (inner mouth)",
@@ -599,8 +601,11 @@ def paired_verdict(stats: dict, higher_is_better: bool) -> dict:
 
 
 def _paired(a: np.ndarray, b: np.ndarray, spec: MetricSpec, resamples: int, seed: int) -> dict:
-    """Mean per-face difference a - b with its CI, signed so that > 0 means ``a`` is better."""
-    sign = 1.0 if spec.higher_is_better else -1.0
+    """Mean per-face difference a - b with its CI, signed so that > 0 means ``a`` is better; for
+    ratios (sharpness) the difference of logs, > 0 meaning ``a`` is higher (sharper)."""
+    if spec.geometric:
+        a, b = np.log(a), np.log(b)
+    sign = -1.0 if spec.higher_is_better is False else 1.0
     return paired_verdict(metrics.paired_summary(sign * a, sign * b, metrics.mean, resamples, seed), True)
 
 
@@ -650,7 +655,7 @@ def summarize(evaluation: Evaluation, resamples: int, seed: int) -> dict:
             comparisons[condition] = {
                 label: {name: _paired(record.image[label][name], record.image[reference][name],
                                       IMAGE_METRICS[name], resamples, seed)
-                        for name in VERDICT_METRICS}
+                        for name in COMPARISON_METRICS}
                 for label in image_models[1:]
             }
     return {"table1": table1, "table2": table2, "table3": table3, "verdicts": verdicts,
@@ -876,12 +881,15 @@ def _comparison_section(summary: dict) -> list[str]:
     by_condition = summary["comparisons"]["by_condition"]
     if reference is None:
         return []
-    header = ["condition", *(IMAGE_METRICS[n].title + f" ({IMAGE_METRICS[n].unit})" for n in VERDICT_METRICS)]
+    names = {n: IMAGE_METRICS[n].title + f" ({IMAGE_METRICS[n].unit})" for n in COMPARISON_METRICS}
+    names["sharpness"] = "hole sharpness (log ratio)"
+    header = ["condition", *names.values()]
     lines = [f"## Models against {reference}", "",
-             f"Mean paired per-face difference against **{reference}** (positive = better than it), 95% CI.", ""]
+             f"Mean paired per-face difference against **{reference}** (positive = better than it: higher "
+             "SSIM/PSNR, lower L1; for sharpness, positive = sharper, 'better' meaning sharper), 95% CI.", ""]
     for label in next(iter(by_condition.values())):
         rows = [[condition] + [f"{format_cell(d[n], IMAGE_METRICS[n].decimals)} ({d[n]['verdict']})"
-                               for n in VERDICT_METRICS]
+                               for n in COMPARISON_METRICS]
                 for condition, d in ((c, by_condition[c][label]) for c in by_condition)]
         lines += [f"### {label} - {reference}", ""] + markdown_table(header, rows) + [""]
     return lines

@@ -136,7 +136,10 @@ def test_bad_usage_exits_2(photo_and_mask, model, monkeypatch, capsys, argv, mes
     assert message in capsys.readouterr().err
 
 
-def test_missing_default_weights_exit_2_naming_the_path(photo_and_mask, capsys):
+def test_missing_default_weights_exit_2_naming_the_path(photo_and_mask, capsys, monkeypatch):
+    import collaface.inference as inference
+
+    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", photo_and_mask / "no-such-package" / "collaface" / "weights")
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--no-detect") == 2
     err = capsys.readouterr().err
     assert str(Path("collaface") / "weights" / "generator.safetensors") in err and "--model" in err

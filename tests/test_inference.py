@@ -164,7 +164,10 @@ def test_read_mask_refuses_non_images(tmp_path):
 # --------------------------------------------------------------------------- the model
 
 
-def test_default_model_lookup_names_the_expected_weights():
+def test_missing_default_weights_name_the_expected_files(tmp_path, monkeypatch):
+    import collaface.inference as inference
+
+    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", tmp_path / "weights")
     with pytest.raises(ModelNotFoundError, match=r"weights.generator\.safetensors.*--model"):
         default_model_dir()
 

@@ -109,6 +109,24 @@ def test_larger_budget_continues_from_the_checkpoint(tmp_path):
     assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")][-1] == "ckpt-00000003.pt"
 
 
+def test_train_only_subsets_then_one_joint_evaluation(tmp_path, monkeypatch):
+    make_split_data(tmp_path / "data")
+    base = options(tmp_path / "data", tmp_path / "out", budget=1, conditions=("O1",), eval_every=0,
+                   variants=("m_i", "m_s"))
+    for subset in (("m_i",), ("m_s",)):  # as two parallel processes would
+        result = A.run_ablation(A.dataclasses.replace(base, variants=subset, train_only=True))
+        assert result == {"trained_steps": {subset[0]: 1}}
+    assert not (tmp_path / "out" / "ablation.json").exists() and not (tmp_path / "out" / "report").exists()
+
+    def no_train(*args, **kwargs):
+        raise AssertionError("both variants are already trained")
+
+    monkeypatch.setattr(A, "train", no_train)
+    joint = A.run_ablation(base)
+    assert [m["label"] for m in joint["report"]["models"]] == ["m_i", "m_s"]
+    assert (tmp_path / "out" / "ablation.md").is_file()
+
+
 def test_reserved_overrides_and_unknown_variants_are_errors(tmp_path):
     with pytest.raises(C.ConfigError, match="train.max_steps: set by ablate"):
         A.variant_config("m_i", options(tmp_path, tmp_path, 2, overrides=("train.max_steps=5",)), 0, 2)
@@ -126,6 +144,6 @@ def test_parser_builds_options():
     parser = argparse.ArgumentParser()
     A.add_ablate_parser(parser.add_subparsers())
     args = parser.parse_args(["ablate", "model.ngf=32", "--data", "D", "--budget", "1000", "--out", "O",
-                              "--variants", "m_i", "m_isd_star", "--seeds", "0", "1", "--masks", "occlusions"])
+                              "--variants", "m_i", "m_isd_star", "--seeds", "0", "1", "--masks", "occlusions", "--train-only"])
     assert args.overrides == ["model.ngf=32"] and args.variants == ["m_i", "m_isd_star"] and args.seeds == [0, 1]
-    assert E.resolve_conditions(args.masks) == E.OCCLUSION_CONDITIONS
+    assert E.resolve_conditions(args.masks) == E.OCCLUSION_CONDITIONS and args.train_only

@@ -111,6 +111,7 @@ class AblationOptions:
     device: str = "auto"
     progress: bool = True
     command: str | None = None
+    train_only: bool = False           # train and validate, skip the joint evaluation and the reports
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -298,6 +299,8 @@ def run_ablation(options: AblationOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     variants = [v for v in EVAL_ORDER if v in options.variants]
     runs = {(v, s): train_variant(v, s, options) for v in variants for s in options.seeds}
+    if options.train_only:
+        return {"trained_steps": {model_label(v, s, options.seeds): trained_step(p) for (v, s), p in runs.items()}}
 
     labels = [model_label(v, s, options.seeds) for v, s in runs]
     device = _device(options)
@@ -498,8 +501,13 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         val_split=args.val_split, eval_every=args.eval_every, val_faces=args.val_faces,
         val_conditions=E.resolve_conditions(args.val_masks), workers=args.workers, device=args.device,
         progress=not args.no_progress, command="collaface " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        train_only=args.train_only,
     )
     result = run_ablation(options)
+    if options.train_only:
+        for label, step in result["trained_steps"].items():
+            print(f"{label}: trained to step {step}")
+        return 0
     for claim in result["claims"]:
         print(f"{claim['key']}: better in {claim['supported']}/{claim['total']}, worse in {claim['contradicted']}")
     print(f"ablation report: {Path(args.out) / 'ablation.md'}")
@@ -550,5 +558,9 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="evaluation device: auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--train-only", action="store_true",
+                   help="train and validate the variants, then stop before the joint evaluation (to train "
+                        "disjoint --variants subsets in parallel processes into one OUT; the full command then "
+                        "evaluates them all)")
     p.set_defaults(func=_cmd_ablate)
     return p

@@ -67,6 +67,8 @@ def test_outputs_and_tables(ablation):
     for expected in ("## Table 1", "ours M*_isd", "paper GFC", "## Table 2", "ours M_s", "paper M_is",
                      "## Table 3", "ours M_d", "## The paper's claims"):
         assert expected in text, expected
+    hole_section = text.split("## In the hole: PSNR (dB) / sharpness")[1].split("## Table 2")[0]
+    assert "| ours M*_isd | " in hole_section and "| ours M_i | " in hole_section and "| paper " not in hole_section
 
 
 def test_claims_cover_the_variants_present(ablation):

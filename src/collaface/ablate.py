@@ -411,17 +411,7 @@ def ablation_markdown(result: dict) -> str:
     occlusions = [c for c in E.OCCLUSION_CONDITIONS if c in table1]
     if occlusions:
         lines += ["## Table 1: SSIM (%) / PSNR (dB) at O1-O6", ""]
-        rows = []
-        for variant in variants:
-            names = [n for n in labels_of(variant) if n in table1[occlusions[0]]]
-            if names:
-                rows.append([f"**ours {E.PAPER_VARIANTS[variant]}**"] + [
-                    f"{_seed_cell([table1[c][n]['ssim']['value'] for n in names], 1)} / "
-                    f"{_seed_cell([table1[c][n]['psnr']['value'] for n in names], 2)}" for c in occlusions])
-        for baseline, title in E.BASELINES.items():
-            if baseline in table1[occlusions[0]]:
-                rows.append([f"ours {title}"] + [f"{_value(table1[c][baseline]['ssim'], 1)} / "
-                                                 f"{_value(table1[c][baseline]['psnr'], 2)}" for c in occlusions])
+        rows = _pair_rows(table1, occlusions, variants, labels_of, ("ssim", 1), ("psnr", 2), bold=True)
         for name, values in E.PAPER_TABLE1.items():
             rows.append([f"paper {name}"] + [f"{values[E.OCCLUSION_CONDITIONS.index(c)][0]:.1f} / "
                                               f"{values[E.OCCLUSION_CONDITIONS.index(c)][1]:.2f}" for c in occlusions])
@@ -434,19 +424,29 @@ def ablation_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _hole_table(table1: dict, occlusions: list[str], variants: list[str], labels_of) -> list[str]:
-    """PSNR and sharpness inside the hole at O1-O6: what whole-image SSIM/PSNR hide (blur scores well)."""
+def _pair_rows(table1: dict, occlusions: list[str], variants: list[str], labels_of, first: tuple[str, int],
+               second: tuple[str, int], bold: bool = False) -> list[list[str]]:
+    """Rows "first / second" per occlusion for our variants (mean ± std over seeds), then the classical
+    baselines; ``first``/``second`` are (IMAGE_METRICS name, decimals)."""
+    (a, da), (b, db) = first, second
     rows = []
     for variant in variants:
         names = [n for n in labels_of(variant) if n in table1[occlusions[0]]]
         if names:
-            rows.append([f"ours {E.PAPER_VARIANTS[variant]}"] + [
-                f"{_seed_cell([table1[c][n]['psnr_hole']['value'] for n in names], 2)} / "
-                f"{_seed_cell([table1[c][n]['sharpness']['value'] for n in names], 2)}" for c in occlusions])
+            title = f"ours {E.PAPER_VARIANTS[variant]}"
+            rows.append([f"**{title}**" if bold else title] + [
+                f"{_seed_cell([table1[c][n][a]['value'] for n in names], da)} / "
+                f"{_seed_cell([table1[c][n][b]['value'] for n in names], db)}" for c in occlusions])
     for baseline, title in E.BASELINES.items():
         if baseline in table1[occlusions[0]]:
-            rows.append([f"ours {title}"] + [f"{_value(table1[c][baseline]['psnr_hole'], 2)} / "
-                                             f"{_value(table1[c][baseline]['sharpness'], 2)}" for c in occlusions])
+            rows.append([f"ours {title}"] + [f"{_value(table1[c][baseline][a], da)} / {_value(table1[c][baseline][b], db)}"
+                                             for c in occlusions])
+    return rows
+
+
+def _hole_table(table1: dict, occlusions: list[str], variants: list[str], labels_of) -> list[str]:
+    """PSNR and sharpness inside the hole at O1-O6: what whole-image SSIM/PSNR hide (blur scores well)."""
+    rows = _pair_rows(table1, occlusions, variants, labels_of, ("psnr_hole", 2), ("sharpness", 2))
     return (["## In the hole: PSNR (dB) / sharpness at O1-O6", "",
              "Sharpness is the hole's gradient energy over the original's (1 = as sharp; a blurry fill scores well "
              "on SSIM/PSNR but low here). The paper reports neither.", ""]

@@ -439,8 +439,8 @@ def _pair_rows(table1: dict, occlusions: list[str], variants: list[str], labels_
                 f"{_seed_cell([table1[c][n][b]['value'] for n in names], db)}" for c in occlusions])
     for baseline, title in E.BASELINES.items():
         if baseline in table1[occlusions[0]]:
-            rows.append([f"ours {title}"] + [f"{_value(table1[c][baseline][a], da)} / {_value(table1[c][baseline][b], db)}"
-                                             for c in occlusions])
+            cells = [table1[c][baseline] for c in occlusions]
+            rows.append([f"ours {title}"] + [f"{_value(cell[a], da)} / {_value(cell[b], db)}" for cell in cells])
     return rows
 
 

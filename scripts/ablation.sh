@@ -5,12 +5,12 @@
 # then one process evaluates all of them together. Rerun to continue: finished variants are not
 # retrained and an unchanged evaluation is reused; the overrides must stay the same.
 # SII is trained without intermediate validation (its z search costs ~1 s per face). Evaluation:
-# O1-O6 (Table 1) and the 64x64 block (Tables 2 and 3), on the first 256 held-out faces.
+# O1-O6 (Table 1) and the 64x64 block (Tables 2 and 3), on the first 128 held-out faces.
 set -eu
 cd "$(dirname "$0")/.."
 COMMON=(model.ngf=32 model.ndf=32 baseline.sii_iterations=100 train.precision=bf16 train.channels_last=true
         --data work/prepared/celeba_aligned:work/prepared/celeba_crops --budget 1000 --out work/ablation
-        --val-faces 32 --limit 256 --masks occlusions block --no-progress)
+        --val-faces 32 --limit 128 --masks occlusions block --no-progress)
 mkdir -p work/ablation
 (OMP_NUM_THREADS=1 collaface ablate "${COMMON[@]}" --eval-every 250 --train-only \
    --variants m_isd m_is m_s ce > work/ablation/train_a.log 2>&1

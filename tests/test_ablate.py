@@ -146,6 +146,7 @@ def test_parser_builds_options():
     parser = argparse.ArgumentParser()
     A.add_ablate_parser(parser.add_subparsers())
     args = parser.parse_args(["ablate", "model.ngf=32", "--data", "D", "--budget", "1000", "--out", "O",
-                              "--variants", "m_i", "m_isd_star", "--seeds", "0", "1", "--masks", "occlusions", "--train-only"])
+                              "--variants", "m_i", "m_isd_star", "--seeds", "0", "1", "--masks", "occlusions",
+                              "--train-only"])
     assert args.overrides == ["model.ngf=32"] and args.variants == ["m_i", "m_isd_star"] and args.seeds == [0, 1]
     assert E.resolve_conditions(args.masks) == E.OCCLUSION_CONDITIONS and args.train_only

@@ -299,8 +299,9 @@ def run_ablation(options: AblationOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     variants = [v for v in EVAL_ORDER if v in options.variants]
     runs = {(v, s): train_variant(v, s, options) for v in variants for s in options.seeds}
+    trained_steps = {model_label(v, s, options.seeds): trained_step(p) for (v, s), p in runs.items()}
     if options.train_only:
-        return {"trained_steps": {model_label(v, s, options.seeds): trained_step(p) for (v, s), p in runs.items()}}
+        return {"trained_steps": trained_steps}
 
     labels = [model_label(v, s, options.seeds) for v, s in runs]
     device = _device(options)
@@ -331,7 +332,7 @@ def run_ablation(options: AblationOptions) -> dict:
         "eval_data": options.eval_data or options.data, "eval_split": options.eval_split,
         "val_split": options.val_split, "val_faces": options.val_faces, "val_conditions": list(options.val_conditions),
         "runs": {model_label(v, s, options.seeds): str(p) for (v, s), p in runs.items()},
-        "trained_steps": {model_label(v, s, options.seeds): trained_step(p) for (v, s), p in runs.items()},
+        "trained_steps": trained_steps,
     })
     result["validation"] = {model_label(v, s, options.seeds): read_validation(p) for (v, s), p in runs.items()}
     E.atomic_write(saved_path, json.dumps(result, indent=1).encode())

@@ -944,6 +944,7 @@ def _table3_section(summary: dict) -> list[str]:
 
 
 def _figure_bars(evaluation: Evaluation, summary: dict, name: str, path: Path) -> None:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     spec = IMAGE_METRICS[name]
@@ -952,6 +953,7 @@ def _figure_bars(evaluation: Evaluation, summary: dict, name: str, path: Path) -
     fig = Figure(figsize=(max(6.0, 0.9 * len(conditions) * max(1, len(methods)) / 3), 3.6), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / len(methods)
+    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"]  # one distinct colour per method
     for k, method in enumerate(methods):
         stats = [summary["table1"][c][method][name] for c in conditions]
         values = np.array([s["value"] for s in stats], np.float64)
@@ -959,7 +961,7 @@ def _figure_bars(evaluation: Evaluation, summary: dict, name: str, path: Path) -
         highs = np.array([s["high"] for s in stats], np.float64)
         errors = None if np.isnan(lows).any() else [list(values - lows), list(highs - values)]
         ax.bar(np.arange(len(conditions)) + (k - (len(methods) - 1) / 2) * width, values, width, yerr=errors,
-               capsize=2, label=BASELINES.get(method, method))
+               capsize=2, color=palette(k), label=BASELINES.get(method, method))
     if spec.geometric:
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks(np.arange(len(conditions)), conditions, rotation=30 if len(conditions) > 6 else 0)

@@ -218,8 +218,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     gathered = [torch.zeros_like(flat) for _ in range(world)]
     dist.all_gather(gathered, flat)
     if rank == 0:
-        torch.save({"same": all(torch.equal(gathered[0], g) for g in gathered[1:]),
-                    "moved": True}, out)
+        torch.save({"same": all(torch.equal(gathered[0], g) for g in gathered[1:])}, out)
+    dist.barrier()  # no rank tears gloo down while the other still saves (abort at exit)
     dist.destroy_process_group()
 
 

@@ -45,8 +45,14 @@ def setup(device_kind: str) -> DistInfo:
     return info
 
 
-def teardown(info: DistInfo) -> None:
+def teardown(info: DistInfo, *, finished: bool) -> None:
+    """Destroy the process group. After a clean finish the ranks first meet at a barrier, so no
+    rank tears down gloo's connections while another still uses them (an abort at exit,
+    "terminate called without an active exception"); after an error they do not wait for
+    ranks that may never arrive."""
     if info.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

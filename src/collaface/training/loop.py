@@ -195,10 +195,13 @@ def train(cfg: Config, run_dir: Path, *, progress: bool = True) -> Position:
     run_dir = Path(run_dir)
     device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     info = distributed.setup(device.type)
+    finished = False
     try:
-        return _train(cfg, run_dir, device, info, progress)
+        position = _train(cfg, run_dir, device, info, progress)
+        finished = True
+        return position
     finally:
-        distributed.teardown(info)
+        distributed.teardown(info, finished=finished)
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.DistInfo, progress: bool) -> Position:

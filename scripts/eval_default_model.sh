@@ -1,13 +1,17 @@
 #!/bin/bash
 # Export the three recipe runs of scripts/default_model_recipes.sh and evaluate them on the
-# held-out test identities (report in work/eval/default-model). Extra arguments go to evaluate.
+# held-out test identities (report in work/eval/default-model), together with the default run's
+# checkpoint at the end of its reconstruction-only warm-up (what the adversarial phase changed).
+# Extra arguments are options for evaluate (e.g. --limit 128 --masks occlusions).
 set -e
 cd "$(dirname "$0")/.."
 for r in default plain_m_isd_star recon_only; do
   collaface export work/runs/$r --out work/exported/$r --half
 done
-collaface evaluate work/exported/default work/exported/plain_m_isd_star work/exported/recon_only \
-  --labels default plain_m_isd_star recon_only \
+WARMUP=$(python -c "from collaface.config import load_config; print(load_config('default').train.warmup_steps)")
+collaface evaluate work/exported/default "work/runs/default/checkpoints/ckpt-$(printf %08d "$WARMUP").pt" \
+  work/exported/plain_m_isd_star work/exported/recon_only \
+  --labels default default_warmup_end plain_m_isd_star recon_only \
   --data work/prepared/celeba_aligned:work/prepared/celeba_crops --split test \
   --out work/eval/default-model --workers 1 --no-progress "$@"
 # to ship: cp work/exported/default/{generator.safetensors,config.json} src/collaface/weights/

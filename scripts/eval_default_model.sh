@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 for r in default plain_m_isd_star recon_only; do
   collaface export work/runs/$r --out work/exported/$r --half
 done
-WARMUP=$(python -c "from collaface.config import load_config; print(load_config('default').train.warmup_steps)")
-collaface evaluate work/exported/default "work/runs/default/checkpoints/ckpt-$(printf %08d "$WARMUP").pt" \
+WARMUP_END=$(python -c "
+from pathlib import Path
+from collaface.config import from_dict, read_yaml
+from collaface.training.checkpoint import checkpoint_path
+run = Path('work/runs/default')
+print(checkpoint_path(run / 'checkpoints', from_dict(read_yaml(run / 'config.yaml')).train.warmup_steps))")
+collaface evaluate work/exported/default "$WARMUP_END" \
   work/exported/plain_m_isd_star work/exported/recon_only \
   --labels default default_warmup_end plain_m_isd_star recon_only \
   --data work/prepared/celeba_aligned:work/prepared/celeba_crops --split test \

@@ -2,6 +2,8 @@
 # Equal-time comparison of three recipes (docs/results/default-model.md), run side by side on the
 # same machine, each for MINUTES of training-loop time (default 100). Rerun with a larger MINUTES
 # to continue all three from their checkpoints; the comparison stays at equal time.
+# DECAY (second argument, default 0 = constant lr) makes every learning rate fall linearly to 0
+# over the last DECAY minutes of the budget (train.lr_decay_minutes), the same for all three.
 # recon_only (the sanity bar) gets the same generator input as default (the hole mask as a
 # fourth channel), so the two differ only in objective and tasks. The default run keeps every
 # checkpoint (the one at the end of its warm-up included) for the record.
@@ -9,9 +11,10 @@
 set -u
 cd "$(dirname "$0")/.."
 MINUTES=${1:-100}
+DECAY=${2:-0}
 DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
 MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
-COMMON=(train.max_minutes=$MINUTES train.epochs=60 train.precision=bf16 train.channels_last=true train.checkpoint_every=250
+COMMON=(train.max_minutes=$MINUTES train.lr_decay_minutes=$DECAY train.epochs=60 train.precision=bf16 train.channels_last=true train.checkpoint_every=250
         train.sample_every=1000 train.log_every=50 --no-progress)
 export OMP_NUM_THREADS=1
 mkdir -p work/runs

@@ -19,6 +19,7 @@ from collaface import config as C
 from collaface.models.build import build_model, example_batch
 from collaface.training import checkpoint, step as step_module
 from collaface.training.loop import TrainingError, train
+from collaface.training.step import lr_scale, make_optimizers, set_learning_rates
 from test_dataset import make_prepared
 from test_sources import make_celeba_layout
 
@@ -286,3 +287,26 @@ def test_time_budget_stops_with_a_checkpoint_and_counts_over_resumes(data, tmp_p
     assert again.step == 1 and again.train_seconds == pytest.approx(pos.train_seconds)
     more = train(small_cfg(data, "train.epochs=50", "train.max_steps=3", "train.max_minutes=60"), run, progress=False)
     assert more.step == 3 and more.train_seconds > pos.train_seconds
+
+
+def test_lr_decay_falls_linearly_to_zero_over_the_last_minutes_of_the_budget(data):
+    cfg = small_cfg(data, "train.max_minutes=10", "train.lr_decay_minutes=4")
+    assert [lr_scale(cfg, s) for s in (0, 360, 480, 600, 700)] == pytest.approx([1, 1, 0.5, 0, 0])
+    assert lr_scale(small_cfg(data, "train.max_minutes=10"), 590) == 1
+    model = build_model(cfg)
+    opt_g, opt_d = make_optimizers(model, cfg)
+    set_learning_rates(opt_g, opt_d, cfg, 0.25)
+    assert opt_g.param_groups[0]["lr"] == opt_d.param_groups[0]["lr"] == pytest.approx(cfg.train.lr / 4)
+    for bad in (["train.lr_decay_minutes=1"], ["train.max_minutes=1", "train.lr_decay_minutes=2"],
+                ["train.max_minutes=1", "train.lr_decay_minutes=-1"]):
+        with pytest.raises(C.ConfigError, match="lr_decay_minutes"):
+            small_cfg(data, *bad)
+
+
+def test_training_logs_the_decayed_lr(data, tmp_path):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=2", "train.log_every=1", "train.max_minutes=60",
+                    "train.lr_decay_minutes=60"), run, progress=False)
+    lrs = [json.loads(line)["lr"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    base = small_cfg(data).train.lr
+    assert len(lrs) == 2 and lrs[0] == pytest.approx(base) and 0 < lrs[1] < lrs[0]

@@ -118,6 +118,7 @@ class TrainConfig:
     max_steps: int = 0           # 0 = no limit besides epochs
     max_minutes: float = 0.0     # training wall-clock budget summed over resumes (0 = none)
     warmup_steps: int = 0        # first steps train G on the reconstruction terms only (no D)
+    lr_decay_minutes: float = 0.0  # lr falls linearly to 0 over the last minutes of max_minutes
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -406,6 +407,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.max_minutes and train.warmup_steps must be >= 0")
     if t.lr <= 0:
         raise ConfigError("train.lr: must be > 0")
+    if t.lr_decay_minutes < 0 or (t.lr_decay_minutes and not 0 < t.lr_decay_minutes <= t.max_minutes):
+        raise ConfigError(f"train.lr_decay_minutes: {t.lr_decay_minutes} must be 0 (constant lr) or in "
+                          f"(0, train.max_minutes={t.max_minutes}]: the decay ends with the time budget")
     if t.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"train.precision: {t.precision!r} is not auto, fp32 or bf16")
     if t.channels_last not in ("auto", True, False):

@@ -96,3 +96,12 @@ def all_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     tensor = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return bool(tensor.item())
+
+
+def mean_scalar(value: float, info: DistInfo, device: torch.device) -> float:
+    """``value`` averaged over the ranks (itself when not distributed)."""
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.item() / info.world_size

@@ -11,6 +11,8 @@ Run folder::
 ``train.warmup_steps`` first steps train the generator on its reconstruction terms only (the
 discriminators wait); ``train.max_minutes`` stops training (with a checkpoint) once the loop's
 wall-clock time, summed over resumes, reaches the budget: equal-time comparisons of recipes.
+``train.lr_decay_minutes`` lowers every learning rate linearly to 0 over the budget's last minutes
+(pix2pix's linear decay, timed in loop seconds; the ranks use their mean).
 
 Rerunning the same command continues from the newest loadable checkpoint (same data order,
 masks and augmentation: they are keyed by (seed, epoch, index) and the data position is saved).
@@ -41,7 +43,7 @@ from collaface.models.build import CollaGAN, build_model
 from collaface.training import checkpoint, distributed
 from collaface.training.hardware import SpeedSettings, choose_speed_settings, cpu_description, resolve_device
 from collaface.training.samples import write_sample_grid
-from collaface.training.step import make_optimizers, prepare_batch, train_step
+from collaface.training.step import lr_scale, make_optimizers, prepare_batch, set_learning_rates, train_step
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +286,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
             step_start = time.perf_counter()
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)
+                if cfg.train.lr_decay_minutes:
+                    scale = distributed.mean_scalar(lr_scale(cfg, pos.train_seconds), info, device)
+                    set_learning_rates(opt_g, opt_d, cfg, scale)
                 metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, pos.step)
                 pos.step += 1
                 pos.batch_in_epoch += 1
@@ -307,7 +312,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                 if pos.step % cfg.train.log_every == 0 or pos.step == total_steps:
                     elapsed = time.perf_counter() - window_start
                     record = {"step": pos.step, "epoch": pos.epoch, "time": time.time(),
-                              "train_seconds": pos.train_seconds,
+                              "train_seconds": pos.train_seconds, "lr": opt_g.param_groups[0]["lr"],
                               "adversarial": pos.step > cfg.train.warmup_steps,
                               "img_per_s": window_steps * images_per_step / max(elapsed, 1e-9)}
                     record.update({k: v / max(logged, 1) for k, v in sums.items()})

@@ -26,11 +26,34 @@ def make_optimizers(model: CollaGAN, cfg: Config) -> tuple[torch.optim.Adam, tor
     betas = (cfg.train.beta1, cfg.train.beta2)
     others = list(model.discriminators.parameters())
     shared = {id(p) for p in others}
-    d_lr = cfg.train.lr * (cfg.baseline.ce_d_lr_ratio if cfg.model.arch == "ce" else 1.0)
+    g_lr, d_lr = base_learning_rates(cfg)
     opt_g = torch.optim.Adam([p for p in model.generator.parameters() if id(p) not in shared],
-                             lr=cfg.train.lr, betas=betas)
+                             lr=g_lr, betas=betas)
     opt_d = torch.optim.Adam(others, lr=d_lr, betas=betas)
     return opt_g, opt_d
+
+
+def base_learning_rates(cfg: Config) -> tuple[float, float]:
+    """(generator lr, lr of the networks trained beside it) before any decay."""
+    return cfg.train.lr, cfg.train.lr * (cfg.baseline.ce_d_lr_ratio if cfg.model.arch == "ce" else 1.0)
+
+
+def lr_scale(cfg: Config, train_seconds: float) -> float:
+    """Factor on the base learning rates after ``train_seconds`` of training: 1, then falling
+    linearly to 0 over the last ``train.lr_decay_minutes`` of the ``train.max_minutes`` budget
+    (a schedule in wall-clock time, so recipes compared at equal time all end their decay together)."""
+    decay_s = cfg.train.lr_decay_minutes * 60
+    if not decay_s:
+        return 1.0
+    remaining = cfg.train.max_minutes * 60 - train_seconds
+    return min(1.0, max(0.0, remaining / decay_s))
+
+
+def set_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, cfg: Config, scale: float) -> None:
+    """Set both optimisers' lr to ``scale`` x their base rate."""
+    for opt, base in zip((opt_g, opt_d), base_learning_rates(cfg)):
+        for group in opt.param_groups:
+            group["lr"] = base * scale
 
 
 def prepare_batch(batch: dict, cfg: Config, device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:

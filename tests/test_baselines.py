@@ -190,3 +190,21 @@ def test_ablate_accepts_baselines_and_fits_gfc_stages_to_the_budget(tmp_path):
     override = A.AblationOptions(data=str(tmp_path), out=tmp_path, budget=1000,
                                  overrides=("baseline.gfc_local_from=10",))
     assert A.variant_config("gfc", override, 0, 100).baseline.gfc_local_from == 10
+
+
+def test_collagan_discriminators_train_on_every_d_every_th_adversarial_step():
+    cfg, model, opt_g, opt_d, batch = setup("m_isd_star", "train.warmup_steps=1", "train.d_every=2")
+    trained = []
+    for step in range(5):
+        d_before = {k: v.clone() for k, v in model.discriminators.named_parameters()}  # not BN statistics
+        g_before = {k: v.clone() for k, v in model.generator.state_dict().items()}
+        metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, FP32, step=step)
+        assert applied
+        assert any(not torch.equal(v, g_before[k]) for k, v in model.generator.state_dict().items())
+        d_moved = any(not torch.equal(v, d_before[k]) for k, v in model.discriminators.named_parameters())
+        assert d_moved == any(k.startswith("d/") for k in metrics)
+        trained.append(d_moved)
+        assert (step >= 1) == any(k.startswith("g/adv") for k in metrics)  # G's adversarial terms: every step
+    assert trained == [False, True, False, True, False]
+    with pytest.raises(C.ConfigError, match="d_every"):
+        tiny("m_isd_star", "train.d_every=0")

@@ -119,6 +119,7 @@ class TrainConfig:
     max_minutes: float = 0.0     # training wall-clock budget summed over resumes (0 = none)
     warmup_steps: int = 0        # first steps train G on the reconstruction terms only (no D)
     lr_decay_minutes: float = 0.0  # lr falls linearly to 0 over the last minutes of max_minutes
+    d_every: int = 1             # collaGAN: discriminators train on every k-th adversarial step
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
@@ -416,7 +417,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.channels_last: {t.channels_last!r} is not auto, true or false")
     if not (t.device in ("auto", "cpu", "cuda") or t.device.startswith("cuda:")):
         raise ConfigError(f"train.device: {t.device!r} is not auto, cpu, cuda or cuda:N")
-    for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "max_nonfinite"):
+    for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "max_nonfinite", "d_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name}: must be >= 1")
     if cfg.eval.batch_size < 1 or cfg.eval.bootstrap < 0:

@@ -271,7 +271,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
     bar = tqdm(total=total_steps, initial=pos.step, disable=not (progress and info.is_main), unit="step",
                dynamic_ncols=True)
     sums: dict[str, float] = {}
-    logged = 0
+    counts: dict[str, int] = {}  # per metric: D metrics are missing on steps without a D phase
     nonfinite_in_row = 0
     window_start, window_steps = time.perf_counter(), 0
     images_per_step = batch_size * info.world_size
@@ -299,7 +299,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                     nonfinite_in_row = 0
                     for name, value in metrics.items():
                         sums[name] = sums.get(name, 0.0) + float(value)
-                    logged += 1
+                        counts[name] = counts.get(name, 0) + 1
                 else:
                     nonfinite_in_row += 1
                     log.warning("step %d: non-finite loss, update skipped (%s)", pos.step,
@@ -315,7 +315,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                               "train_seconds": pos.train_seconds, "lr": opt_g.param_groups[0]["lr"],
                               "adversarial": pos.step > cfg.train.warmup_steps,
                               "img_per_s": window_steps * images_per_step / max(elapsed, 1e-9)}
-                    record.update({k: v / max(logged, 1) for k, v in sums.items()})
+                    record.update({k: v / counts[k] for k, v in sums.items()})
                     if info.is_main:
                         _write_stats(run_dir, record)
                         for key, value in record.items():
@@ -323,7 +323,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                                 writer.add_scalar(key, value, pos.step)
                         bar.set_postfix({"img/s": f"{record['img_per_s']:.1f}",
                                          **{k: f"{record[k]:.3g}" for k in ("g/total", "d/total") if k in record}})
-                    sums, logged = {}, 0
+                    sums, counts = {}, {}
                     window_start, window_steps = time.perf_counter(), 0
                 if pos.step % cfg.train.sample_every == 0:
                     samples()

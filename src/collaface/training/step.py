@@ -85,7 +85,9 @@ def train_step(
 ) -> tuple[dict[str, torch.Tensor], bool]:
     """One training step of ``cfg.model.arch`` at global step ``step`` (None: past every warm-up
     and stage). collaGAN: D phase on detached fakes, then G phase with the discriminators frozen;
-    before ``train.warmup_steps`` G trains on its reconstruction terms only and D waits.
+    before ``train.warmup_steps`` G trains on its reconstruction terms only and D waits; after it,
+    the D phase runs on every ``train.d_every``-th step (the G phase, adversarial terms included,
+    on every step).
 
     batch: output of :func:`prepare_batch`. Returns (metrics, applied): a non-finite D loss on
     any rank skips the whole step; a non-finite G loss skips the G update (D was updated).
@@ -95,6 +97,7 @@ def train_step(
 
         return baseline_step(model, batch, cfg, opt_g, opt_d, settings, info, step)
     adversarial = step is None or step >= cfg.train.warmup_steps
+    d_phase = adversarial and (step is None or (step - cfg.train.warmup_steps) % cfg.train.d_every == 0)
     with settings.autocast(batch["image"].device):
         outputs = model.generator(batch["masked"], batch["mask"])
     outputs = {task: value.float() for task, value in outputs.items()}
@@ -105,7 +108,7 @@ def train_step(
     def g_loss():
         return losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial)
 
-    return gan_update(model, opt_g, opt_d, settings, info, d_loss if adversarial else None, g_loss)
+    return gan_update(model, opt_g, opt_d, settings, info, d_loss if d_phase else None, g_loss)
 
 
 def gan_update(model: CollaGAN, opt_g, opt_d, settings: SpeedSettings, info: DistInfo,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from collaface.config import list_presets, load_config
+from collaface.config import ConfigError, list_presets, load_config
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
 from collaface.losses import discriminator_loss, generator_loss
 from collaface.models import (
@@ -164,3 +164,20 @@ def test_cost_counts():
     assert sum(c["params"] for c in costs.values()) == count_parameters(model)
     assert all(c["macs"] > 0 for c in costs.values())
     assert model.training  # counting does not leave the model in eval mode
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_decoder_upsampling_choice(upsample):
+    cfg = tiny_config("m_isd_star", 64, f"model.upsample={upsample}")
+    model = build_model(cfg)
+    kinds = {type(m) for m in model.generator.decoder.modules()} | {type(m) for m in model.generator.head.modules()}
+    assert (nn.ConvTranspose2d in kinds) == (upsample == "transpose")
+    assert (nn.Upsample in kinds) == (upsample == "resize")
+    batch = example_batch(cfg, 2, rng())
+    outputs = model(batch["masked"], batch["mask"])
+    assert {t: tuple(o.shape) for t, o in outputs.items()} == {t: (2, CHANNELS[t], 64, 64) for t in ("i", "s", "d")}
+    assert all(torch.isfinite(o).all() for o in outputs.values())
+    for bad in (["model.upsample=bilinear"], ["model.arch=ce", "model.tasks=[i]", "loss.concentrated=false",
+                                               "model.upsample=resize"]):
+        with pytest.raises(ConfigError, match="upsample"):
+            tiny_config("m_i", 64, *bad)

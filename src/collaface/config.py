@@ -69,6 +69,7 @@ class ModelConfig:
     ngf: int = 64                # generator width (64 = paper)
     ndf: int = 64                # discriminator width
     mask_channel: bool = False   # also feed the hole mask to G (the paper does not)
+    upsample: str = "transpose"  # G's decoder: transpose (paper: 4x4 stride-2) | resize (nearest x2 + 3x3 conv)
 
 
 @dataclass
@@ -383,9 +384,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.ngf/model.ndf: must be >= 1")
     if m.arch not in ARCHS:
         raise ConfigError(f"model.arch: {m.arch!r} is not one of {', '.join(ARCHS)}")
-    if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel):
-        raise ConfigError(f"model.arch {m.arch}: a baseline completes images only "
-                          "(model.tasks [i], loss.concentrated false, model.mask_channel false)")
+    if m.upsample not in ("transpose", "resize"):
+        raise ConfigError(f"model.upsample: {m.upsample!r} is not transpose or resize")
+    if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel
+                                 or m.upsample != "transpose"):
+        raise ConfigError(f"model.arch {m.arch}: a baseline completes images only with its own network "
+                          "(model.tasks [i], loss.concentrated false, model.mask_channel false, "
+                          "model.upsample transpose)")
     b = cfg.baseline
     if min(b.ce_rec, b.ce_adv, b.gfc_rec, b.gfc_adv_local, b.gfc_adv_global, b.gfc_parsing, b.sii_prior) < 0:
         raise ConfigError("baseline: loss weights must be >= 0")

@@ -65,7 +65,7 @@ def _generator(cfg: Config) -> nn.Module:
         return GFCGenerator(size, m.ngf)
     if m.arch == "sii":
         return SIICompleter(size, m.ngf, m.ndf, cfg.baseline)
-    return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel)
+    return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel, upsample=m.upsample)
 
 
 def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:

@@ -43,13 +43,20 @@ def _down(in_ch: int, out_ch: int, norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _up(in_ch: int, out_ch: int) -> nn.Sequential:
-    """Transposed conv 4x4 stride 2 (doubles H, W) + BatchNorm + ReLU."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
+UPSAMPLES = ("transpose", "resize")
+
+
+def _upconv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Module:
+    """Doubles H, W: transposed conv 4x4 stride 2 (the paper), or nearest-neighbour x2 then a
+    3x3 conv ("resize", Odena et al. 2016: no checkerboard from uneven kernel overlap)."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias))
+
+
+def _up(in_ch: int, out_ch: int, upsample: str) -> nn.Sequential:
+    """Upsampling conv (doubles H, W) + BatchNorm + ReLU."""
+    return nn.Sequential(_upconv(in_ch, out_ch, upsample, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
 class UNetGenerator(nn.Module):
@@ -68,9 +75,11 @@ class UNetGenerator(nn.Module):
         tasks: the tasks that are on, any of "i", "s", "d"; outputs are stacked in i, s, d order.
         ngf: width of the first layer.
         mask_channel: feed the hole mask as a fourth input channel.
+        upsample: "transpose" (the paper's 4x4 stride-2 transposed convs) or "resize".
     """
 
-    def __init__(self, image_size: int, tasks: list[str], ngf: int = 64, mask_channel: bool = False):
+    def __init__(self, image_size: int, tasks: list[str], ngf: int = 64, mask_channel: bool = False,
+                 upsample: str = "transpose"):
         super().__init__()
         num_downs = int(math.log2(image_size))
         if 2**num_downs != image_size or num_downs < 2:
@@ -78,6 +87,8 @@ class UNetGenerator(nn.Module):
         unknown = [t for t in tasks if t not in TASK_CHANNELS]
         if not tasks or unknown:
             raise ValueError(f"tasks must be a non-empty subset of {list(TASK_CHANNELS)}, got {tasks}")
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
         self.image_size = image_size
         self.tasks = [t for t in TASK_CHANNELS if t in tasks]
         self.mask_channel = mask_channel
@@ -92,12 +103,12 @@ class UNetGenerator(nn.Module):
         # decoder[j] brings level num_downs-1-j up to the resolution of encoder level num_downs-2-j;
         # its input is the bottleneck (j = 0) or the previous output concatenated with its skip.
         self.decoder = nn.ModuleList(
-            _up(widths[k] if k == num_downs - 1 else 2 * widths[k], widths[k - 1])
+            _up(widths[k] if k == num_downs - 1 else 2 * widths[k], widths[k - 1], upsample)
             for k in range(num_downs - 1, 0, -1)
         )
         out_ch = sum(TASK_CHANNELS[t] for t in self.tasks)
         self.head = nn.Sequential(
-            nn.ConvTranspose2d(2 * widths[0], out_ch, 4, stride=2, padding=1), nn.Tanh()
+            _upconv(2 * widths[0], out_ch, upsample, bias=True), nn.Tanh()
         )
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

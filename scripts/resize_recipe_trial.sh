@@ -1,0 +1,25 @@
+#!/bin/bash
+# Trial of a candidate default recipe (started 2026-12-01, not concluded; see the issue notes):
+# `default` + resize-convolution upsampling (model.upsample=resize, against the checkerboard
+# texture of the transposed convs) + a cheaper discriminator phase (ndf 16, D update on every 2nd
+# adversarial step) + a 3,500-step warm-up, side by side with the current `default` recipe and a
+# reconstruction-only generator of the candidate's architecture (the sanity bar), MINUTES of
+# training-loop time each (default 100), every lr falling linearly to 0 over the last DECAY
+# minutes (default 50). Rerun with the same arguments to continue from the checkpoints.
+# Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops} (README).
+set -u
+cd "$(dirname "$0")/.."
+MINUTES=${1:-100}
+DECAY=${2:-50}
+DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
+MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
+COMMON=(train.max_minutes=$MINUTES train.lr_decay_minutes=$DECAY train.epochs=60 train.precision=bf16
+        train.channels_last=true train.checkpoint_every=250 train.sample_every=1000 train.log_every=50 --no-progress)
+export OMP_NUM_THREADS=1
+mkdir -p work/runs2
+collaface train default --data $DATA model.upsample=resize model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
+  "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs2/candidate > work/runs2/candidate.log 2>&1 &
+collaface train default --data $DATA "${COMMON[@]}" --out work/runs2/default > work/runs2/default.log 2>&1 &
+collaface train m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true model.upsample=resize loss.adv_i=0 \
+  "${MASKS[@]}" "${COMMON[@]}" --out work/runs2/recon_only_resize > work/runs2/recon_only_resize.log 2>&1 &
+wait

@@ -12,11 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 MINUTES=${1:-100}
 DECAY=${2:-0}
-DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
-MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
-COMMON=(train.max_minutes=$MINUTES train.lr_decay_minutes=$DECAY train.epochs=60 train.precision=bf16 train.channels_last=true train.checkpoint_every=250
-        train.sample_every=1000 train.log_every=50 --no-progress)
-export OMP_NUM_THREADS=1
+source scripts/recipe_settings.sh
 mkdir -p work/runs
 collaface train default --data $DATA "${COMMON[@]}" train.keep_checkpoints=60 \
   --out work/runs/default > work/runs/default.log 2>&1 &

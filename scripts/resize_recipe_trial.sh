@@ -11,11 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 MINUTES=${1:-100}
 DECAY=${2:-50}
-DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
-MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
-COMMON=(train.max_minutes=$MINUTES train.lr_decay_minutes=$DECAY train.epochs=60 train.precision=bf16
-        train.channels_last=true train.checkpoint_every=250 train.sample_every=1000 train.log_every=50 --no-progress)
-export OMP_NUM_THREADS=1
+source scripts/recipe_settings.sh
 mkdir -p work/runs2
 collaface train default --data $DATA model.upsample=resize model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs2/candidate > work/runs2/candidate.log 2>&1 &

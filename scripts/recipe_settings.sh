@@ -1,0 +1,8 @@
+# Shared by the recipe comparison scripts (sourced after MINUTES and DECAY are set): the prepared
+# shared faces, the paper's masks plus free-form strokes, and the run settings every recipe of an
+# equal-time comparison gets (one thread each: the recipes share the machine side by side).
+DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
+MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
+COMMON=(train.max_minutes=$MINUTES train.lr_decay_minutes=$DECAY train.epochs=60 train.precision=bf16
+        train.channels_last=true train.checkpoint_every=250 train.sample_every=1000 train.log_every=50 --no-progress)
+export OMP_NUM_THREADS=1

@@ -109,6 +109,17 @@ def test_sigterm_saves_a_checkpoint(data, tmp_path):
     assert checkpoint.list_checkpoints(run / "checkpoints")
 
 
+def test_resume_with_a_new_budget_updates_config_yaml(data, tmp_path, caplog):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=2", "train.epochs=5"), run, progress=False)
+    assert C.load_config(str(run / "config.yaml")).train.max_steps == 2
+    with caplog.at_level("INFO", logger="collaface.training.loop"):
+        train(small_cfg(data, "train.max_steps=3", "train.epochs=5"), run, progress=False)
+    assert C.load_config(str(run / "config.yaml")).train.max_steps == 3
+    assert "train.max_steps: 2 -> 3" in caplog.text
+    assert sorted(p.name for p in run.iterdir() if p.suffix in (".yaml", ".partial")) == ["config.yaml"]
+
+
 def test_truncated_checkpoint_falls_back_to_previous(data, tmp_path):
     run = tmp_path / "run"
     train(small_cfg(data, "train.max_steps=4", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)

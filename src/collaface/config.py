@@ -111,6 +111,7 @@ class BaselineConfig:
 
 
 ARCHS = ("collagan", "ce", "gfc", "sii")
+UPSAMPLES = ("transpose", "resize")  # generator decoder: transposed convs (paper) or nearest x2 + conv
 
 
 @dataclass
@@ -313,7 +314,11 @@ def load_config(preset: str | None = None, overrides: list[str] | tuple[str, ...
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Writes the resolved config as YAML atomically (a crash leaves the old file or the new one)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    partial.replace(path)
 
 
 # --------------------------------------------------------------------------- validation
@@ -384,8 +389,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.ngf/model.ndf: must be >= 1")
     if m.arch not in ARCHS:
         raise ConfigError(f"model.arch: {m.arch!r} is not one of {', '.join(ARCHS)}")
-    if m.upsample not in ("transpose", "resize"):
-        raise ConfigError(f"model.upsample: {m.upsample!r} is not transpose or resize")
+    if m.upsample not in UPSAMPLES:
+        raise ConfigError(f"model.upsample: {m.upsample!r} is not one of {', '.join(UPSAMPLES)}")
     if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel
                                  or m.upsample != "transpose"):
         raise ConfigError(f"model.arch {m.arch}: a baseline completes images only with its own network "

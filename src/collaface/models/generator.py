@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from collaface.config import UPSAMPLES
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
 
 # Output channels per task, stacked in this order (i, s, d) by the last layer, and the batch key
@@ -41,9 +42,6 @@ def _down(in_ch: int, out_ch: int, norm: bool) -> nn.Sequential:
         layers.append(nn.BatchNorm2d(out_ch))
     layers.append(nn.LeakyReLU(0.2, inplace=True))
     return nn.Sequential(*layers)
-
-
-UPSAMPLES = ("transpose", "resize")
 
 
 def _upconv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Module:

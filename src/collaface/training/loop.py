@@ -2,7 +2,8 @@
 
 Run folder::
 
-    RUN/config.yaml            resolved config (written once; a rerun must match it)
+    RUN/config.yaml            resolved config of the latest (re)start: model/loss/baseline must match
+                               the run's; budget and logging settings may change (logged)
     RUN/checkpoints/ckpt-<step>.pt   resumable state, newest ``train.keep_checkpoints`` kept
     RUN/stats.jsonl            one JSON line per ``train.log_every`` steps (same numbers as TensorBoard)
     RUN/tb/                    TensorBoard scalars
@@ -108,6 +109,29 @@ def _check_run_config(cfg: Config, run_dir: Path) -> None:
         raise cfgmod.ConfigError(
             f"{run_dir} was started with another model/loss config ({'; '.join(diffs)}); use a new --out"
         )
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"train": {"max_steps": 2}} -> {"train.max_steps": 2} (nested sections too)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _save_run_config(cfg: Config, run_dir: Path) -> None:
+    """Writes RUN/config.yaml (checked by _check_run_config first), logging the settings a resume changed."""
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        saved = _flatten(cfgmod.to_dict(cfgmod.from_dict(cfgmod.read_yaml(saved_path))))
+        changed = [f"{key}: {saved[key]!r} -> {value!r}"
+                   for key, value in _flatten(cfgmod.to_dict(cfg)).items() if saved[key] != value]
+        if changed:
+            log.info("settings changed since the last start (config.yaml updated): %s", "; ".join(changed))
+    cfgmod.save_config(cfg, saved_path)
 
 
 def _fixed_sample_batch(cfg: Config) -> dict | None:
@@ -239,8 +263,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
         settings = choose_speed_settings(cfg, device)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / "config.yaml").is_file():
-            cfgmod.save_config(cfg, run_dir / "config.yaml")
+        _save_run_config(cfg, run_dir)
         _truncate_stats(run_dir, pos.step)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -204,6 +204,35 @@ def test_export_then_load_gives_identical_outputs(data, tmp_path):
         checkpoint.load_generator(tmp_path / "model")
 
 
+def test_export_averages_the_newest_checkpoints(data, tmp_path):
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=4", "train.epochs=3", "train.checkpoint_every=1", "train.keep_checkpoints=4"), run,
+          progress=False)
+    states = [checkpoint.load_checkpoint(p)["generator"] for p in checkpoint.list_checkpoints(run / "checkpoints")[-3:]]
+    out = tmp_path / "avg"
+    done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run), "--average-last", "3", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "steps 2, 3, 4" in done.stdout
+    cfg, weights = checkpoint.load_exported(out)
+    assert json.loads((out / "config.json").read_text())["averaged_steps"] == [2, 3, 4]
+    conv = next(k for k in weights if k.endswith("weight") and weights[k].dim() == 4)
+    assert not torch.equal(states[0][conv], states[2][conv])
+    torch.testing.assert_close(weights[conv], (states[0][conv] + states[1][conv] + states[2][conv]) / 3)
+    running = next(k for k in weights if k.endswith("running_var"))
+    torch.testing.assert_close(weights[running], sum(s[running] for s in states) / 3)
+    counter = next(k for k in weights if k.endswith("num_batches_tracked"))
+    assert torch.equal(weights[counter], states[2][counter])
+    checkpoint.load_generator(out)  # builds and loads
+    checkpoint.list_checkpoints(run / "checkpoints")[-1].write_bytes(b"half-written")
+    with pytest.raises(checkpoint.CheckpointError, match="3 loadable checkpoints, cannot average the newest 4"):
+        checkpoint.average_generators(run / "checkpoints", 4)
+    done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run / "checkpoints" / "ckpt-00000002.pt"),
+                           "--average-last", "2", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert done.returncode == 1 and "--average-last needs a run folder" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -106,6 +106,37 @@ def resolve_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> 
     return found
 
 
+def average_generators(folder: Path, count: int) -> dict[str, Any]:
+    """State of the newest checkpoint in ``folder`` with its generator replaced by the mean over
+    the newest ``count`` loadable checkpoints (float tensors, BatchNorm running statistics
+    included; integer buffers from the newest) and ``averaged_steps`` listing their steps.
+    Checkpoint averaging: a cheap Polyak average that trades some sharpness for PSNR."""
+    if count < 1:
+        raise CheckpointError(f"averaging needs at least 1 checkpoint, got {count}")
+    states = []
+    for path in reversed(list_checkpoints(folder)):
+        try:
+            states.append(load_checkpoint(path))
+        except CheckpointError as err:
+            log.warning("%s — left out of the average", err)
+        if len(states) == count:
+            break
+    if len(states) < count:
+        raise CheckpointError(f"{folder}: {len(states)} loadable checkpoints, cannot average the newest {count} "
+                              "(keep more with train.keep_checkpoints)")
+    newest = states[0]
+    if any(s["config"]["model"] != newest["config"]["model"] for s in states):
+        raise CheckpointError(f"{folder}: the checkpoints describe different models; cannot average them")
+    averaged = {}
+    for name, tensor in newest["generator"].items():
+        if tensor.is_floating_point():
+            total = sum(s["generator"][name].double() for s in states)
+            averaged[name] = (total / count).to(tensor.dtype)
+        else:
+            averaged[name] = tensor
+    return {**newest, "generator": averaged, "averaged_steps": sorted(s["step"] for s in states)}
+
+
 def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -> Path:
     """Write generator weights (safetensors) + config.json from a loaded checkpoint ``state``."""
     from safetensors.torch import save_file
@@ -121,6 +152,8 @@ def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -
     os.chmod(tmp, 0o644)
     os.replace(tmp, out_dir / WEIGHTS_FILE)
     meta = {"config": state["config"], "step": state["step"], "dtype": "float16" if half else "float32"}
+    if "averaged_steps" in state:
+        meta["averaged_steps"] = state["averaged_steps"]
     (out_dir / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     return out_dir
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Trial of a candidate default recipe (started 2026-12-01, not concluded; see the issue notes):
+# Trial of a candidate default recipe (run 2026-12-01 to 100 minutes; result in
+# docs/results/default-model.md: not adopted):
 # `default` + resize-convolution upsampling (model.upsample=resize, against the checkerboard
 # texture of the transposed convs) + a cheaper discriminator phase (ndf 16, D update on every 2nd
 # adversarial step) + a 3,500-step warm-up, side by side with the current `default` recipe and a

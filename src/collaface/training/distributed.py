@@ -98,10 +98,10 @@ def all_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
-def mean_scalar(value: float, info: DistInfo, device: torch.device) -> float:
-    """``value`` averaged over the ranks (itself when not distributed)."""
+def max_scalar(value: float, info: DistInfo, device: torch.device) -> float:
+    """The largest ``value`` over the ranks (itself when not distributed)."""
     if not info.enabled:
         return value
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.item() / info.world_size
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.item()

@@ -13,7 +13,7 @@ Run folder::
 discriminators wait); ``train.max_minutes`` stops training (with a checkpoint) once the loop's
 wall-clock time, summed over resumes, reaches the budget: equal-time comparisons of recipes.
 ``train.lr_decay_minutes`` lowers every learning rate linearly to 0 over the budget's last minutes
-(pix2pix's linear decay, timed in loop seconds; the ranks use their mean).
+(pix2pix's linear decay, timed in loop seconds; the ranks share the slowest rank's clock).
 
 Rerunning the same command continues from the newest loadable checkpoint (same data order,
 masks and augmentation: they are keyed by (seed, epoch, index) and the data position is saved).
@@ -310,12 +310,13 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)
                 if cfg.train.lr_decay_minutes:
-                    scale = distributed.mean_scalar(lr_scale(cfg, pos.train_seconds), info, device)
-                    set_learning_rates(opt_g, opt_d, cfg, scale)
+                    set_learning_rates(opt_g, opt_d, cfg, lr_scale(cfg, pos.train_seconds))
                 metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, pos.step)
                 pos.step += 1
                 pos.batch_in_epoch += 1
                 pos.train_seconds += time.perf_counter() - step_start
+                if budget_s or cfg.train.lr_decay_minutes:  # the ranks share the slowest rank's clock
+                    pos.train_seconds = distributed.max_scalar(pos.train_seconds, info, device)
                 window_steps += 1
                 bar.update(1)
                 if applied:
@@ -352,8 +353,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                     samples()
                 if pos.step % cfg.train.checkpoint_every == 0:
                     save()
-                if budget_s:
-                    out_of_time = not distributed.all_true(pos.train_seconds < budget_s, info, device)
+                out_of_time = bool(budget_s) and pos.train_seconds >= budget_s
                 if stop.signal is not None or pos.step >= total_steps or out_of_time:
                     break
                 step_start = time.perf_counter()

@@ -113,28 +113,30 @@ def average_generators(folder: Path, count: int) -> dict[str, Any]:
     Checkpoint averaging: a cheap Polyak average that trades some sharpness for PSNR."""
     if count < 1:
         raise CheckpointError(f"averaging needs at least 1 checkpoint, got {count}")
-    states = []
+    newest, totals, steps = None, {}, []  # running float64 sums: one checkpoint in memory at a time
     for path in reversed(list_checkpoints(folder)):
         try:
-            states.append(load_checkpoint(path))
+            state = load_checkpoint(path)
         except CheckpointError as err:
             log.warning("%s — left out of the average", err)
-        if len(states) == count:
+            continue
+        if newest is None:
+            newest = state
+        elif state["config"]["model"] != newest["config"]["model"]:
+            raise CheckpointError(f"{path}: describes another model than {folder}'s newest checkpoint; "
+                                  "cannot average them")
+        for name, tensor in state["generator"].items():
+            if tensor.is_floating_point():
+                totals[name] = totals.get(name, 0) + tensor.double()
+        steps.append(state["step"])
+        if len(steps) == count:
             break
-    if len(states) < count:
-        raise CheckpointError(f"{folder}: {len(states)} loadable checkpoints, cannot average the newest {count} "
+    if len(steps) < count:
+        raise CheckpointError(f"{folder}: {len(steps)} loadable checkpoints, cannot average the newest {count} "
                               "(keep more with train.keep_checkpoints)")
-    newest = states[0]
-    if any(s["config"]["model"] != newest["config"]["model"] for s in states):
-        raise CheckpointError(f"{folder}: the checkpoints describe different models; cannot average them")
-    averaged = {}
-    for name, tensor in newest["generator"].items():
-        if tensor.is_floating_point():
-            total = sum(s["generator"][name].double() for s in states)
-            averaged[name] = (total / count).to(tensor.dtype)
-        else:
-            averaged[name] = tensor
-    return {**newest, "generator": averaged, "averaged_steps": sorted(s["step"] for s in states)}
+    averaged = {name: (totals[name] / count).to(tensor.dtype) if name in totals else tensor
+                for name, tensor in newest["generator"].items()}
+    return {**newest, "generator": averaged, "averaged_steps": sorted(steps)}
 
 
 def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -> Path:

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Trial of a cheaper discriminator phase with the paper's transposed-conv generator (started
-# 2026-12-01, not concluded; see the issue notes): `default` + ndf 16 + a D update on every 2nd
+# 2026-12-01 with MINUTES 80, DECAY 40; result in docs/results/default-model.md: not adopted): `default` + ndf 16 + a D update on every 2nd
 # adversarial step, with a 3,500-step (cheap_d) or 5,500-step (cheap_d_w5500) warm-up, side by
 # side with a fresh reconstruction-only generator (the sanity bar, same machine and time),
 # MINUTES of training-loop time each (default 100), every lr falling linearly to 0 over the last

@@ -1,13 +1,14 @@
 #!/bin/bash
-# Trial of a cheaper discriminator phase with the paper's transposed-conv generator (started
-# 2026-12-01 with MINUTES 80, DECAY 40; result in docs/results/default-model.md: not adopted): `default` + ndf 16 + a D update on every 2nd
-# adversarial step, with a 3,500-step (cheap_d) or 5,500-step (cheap_d_w5500) warm-up, side by
-# side with a fresh reconstruction-only generator (the sanity bar, same machine and time),
-# MINUTES of training-loop time each (default 100), every lr falling linearly to 0 over the last
-# DECAY minutes (default 50). The two cheap_d runs are identical for their first 3,500 steps, so
-# cheap_d_w5500 starts from cheap_d's step-3,500 checkpoint (loop time included) once it exists.
-# Rerun with the same arguments to continue from the checkpoints. Needs the shared faces prepared into
-# work/prepared/{celeba_aligned,celeba_crops} (README).
+# Trial of a cheaper discriminator phase with the paper's transposed-conv generator (run
+# 2026-12-01 with MINUTES 80, DECAY 40; result in docs/results/default-model.md: not adopted):
+# `default` + ndf 16 + a D update on every 2nd adversarial step, with a 3,500-step (cheap_d) or
+# 5,500-step (cheap_d_w5500) warm-up, side by side with a fresh reconstruction-only generator (the
+# sanity bar, same machine and time), MINUTES of training-loop time each (default 100), every lr
+# falling linearly to 0 over the last DECAY minutes (default 50). The two cheap_d runs are
+# identical for their first 3,500 steps, so cheap_d_w5500 starts from cheap_d's step-3,500
+# checkpoint (loop time included) once it exists. Rerun with the same arguments to continue from
+# the checkpoints. Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops}
+# (README).
 set -u
 cd "$(dirname "$0")/.."
 MINUTES=${1:-100}

@@ -90,27 +90,6 @@ class Position:
     train_seconds: float = 0.0  # wall-clock spent in the training loop, summed over resumes
 
 
-def _check_run_config(cfg: Config, run_dir: Path) -> None:
-    """A run folder keeps its model/loss/baseline config; other sections (budget, logging) may change."""
-    saved_path = run_dir / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = cfgmod.to_dict(cfgmod.from_dict(cfgmod.read_yaml(saved_path)))
-    current = cfgmod.to_dict(cfg)
-    diffs = [
-        f"{section}.{key}: run has {saved[section][key]!r}, now {current[section][key]!r}"
-        for section in FROZEN_SECTIONS
-        for key in current[section]
-        if saved[section][key] != current[section][key]
-    ]
-    if saved["data"]["image_size"] != current["data"]["image_size"]:
-        diffs.append(f"data.image_size: run has {saved['data']['image_size']}, now {current['data']['image_size']}")
-    if diffs:
-        raise cfgmod.ConfigError(
-            f"{run_dir} was started with another model/loss config ({'; '.join(diffs)}); use a new --out"
-        )
-
-
 def _flatten(tree: dict, prefix: str = "") -> dict:
     """{"train": {"max_steps": 2}} -> {"train.max_steps": 2} (nested sections too)."""
     flat = {}
@@ -122,16 +101,32 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _save_run_config(cfg: Config, run_dir: Path) -> None:
-    """Writes RUN/config.yaml (checked by _check_run_config first), logging the settings a resume changed."""
+def _check_run_config(cfg: Config, run_dir: Path) -> dict | None:
+    """A run folder keeps its model/loss/baseline config; other sections (budget, logging) may change.
+    Returns the saved config flattened to dotted keys (None for a new run folder)."""
     saved_path = run_dir / "config.yaml"
-    if saved_path.is_file():
-        saved = _flatten(cfgmod.to_dict(cfgmod.from_dict(cfgmod.read_yaml(saved_path))))
+    if not saved_path.is_file():
+        return None
+    saved = _flatten(cfgmod.to_dict(cfgmod.from_dict(cfgmod.read_yaml(saved_path))))
+    current = _flatten(cfgmod.to_dict(cfg))
+    frozen = tuple(f"{section}." for section in FROZEN_SECTIONS)
+    diffs = [f"{key}: run has {saved[key]!r}, now {value!r}" for key, value in current.items()
+             if (key.startswith(frozen) or key == "data.image_size") and saved[key] != value]
+    if diffs:
+        raise cfgmod.ConfigError(
+            f"{run_dir} was started with another model/loss config ({'; '.join(diffs)}); use a new --out"
+        )
+    return saved
+
+
+def _save_run_config(cfg: Config, run_dir: Path, saved: dict | None) -> None:
+    """Writes RUN/config.yaml, logging the settings that differ from the ``saved`` one (flattened)."""
+    if saved is not None:
         changed = [f"{key}: {saved[key]!r} -> {value!r}"
                    for key, value in _flatten(cfgmod.to_dict(cfg)).items() if saved[key] != value]
         if changed:
             log.info("settings changed since the last start (config.yaml updated): %s", "; ".join(changed))
-    cfgmod.save_config(cfg, saved_path)
+    cfgmod.save_config(cfg, run_dir / "config.yaml")
 
 
 def _fixed_sample_batch(cfg: Config) -> dict | None:
@@ -231,7 +226,7 @@ def train(cfg: Config, run_dir: Path, *, progress: bool = True) -> Position:
 
 
 def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.DistInfo, progress: bool) -> Position:
-    _check_run_config(cfg, run_dir)
+    saved_config = _check_run_config(cfg, run_dir)
     torch.manual_seed(cfg.train.seed + info.rank)
     model = build_model(cfg).to(device)
     distributed.broadcast_module(model, info)
@@ -263,7 +258,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
         settings = choose_speed_settings(cfg, device)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _save_run_config(cfg, run_dir)
+        _save_run_config(cfg, run_dir, saved_config)
         _truncate_stats(run_dir, pos.step)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -147,3 +147,22 @@ def test_blank_photo_has_no_face_and_bad_input_is_refused(annotator):
     assert annotator.annotate(np.full((300, 400, 3), 128, np.uint8)) == []
     with pytest.raises(ValueError, match="uint8"):
         annotator.annotate(np.zeros((64, 64, 3), np.float32))
+
+
+def test_native_stderr_silenced_nests_and_restores(capfd):
+    with annotate.native_stderr_silenced():
+        annotate.os.write(2, b"hidden\n")
+        with annotate.native_stderr_silenced():
+            annotate.os.write(2, b"nested\n")
+        annotate.os.write(2, b"still hidden\n")
+    annotate.os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"
+
+
+@requires_mediapipe
+def test_annotating_prints_no_native_log_chatter(capfd, shared_faces):
+    photo = load_rgb(shared_faces / "celeba_crops" / "images" / "182649.jpg")
+    with annotate.FaceAnnotator() as fresh:  # graph set-up and the first run are the chatty ones
+        assert len(fresh.annotate(photo)) == 1
+    err = capfd.readouterr().err
+    assert "XNNPACK" not in err and "W0000" not in err and "absl" not in err, err

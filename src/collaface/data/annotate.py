@@ -27,9 +27,13 @@ All pixel coordinates use the pixel-centre convention (pixel (i, j) has centre x
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import math
+import os
+import sys
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -46,6 +50,40 @@ MESH_POINTS = 478
 MESH_CROP_SCALE = 2.0   # crop side for FaceMesh / detector box side
 MESH_INPUT = 256        # FaceMesh crop side in pixels
 MIN_TILE = 320          # smallest detection tile side in pixels
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_stderr_fd: int | None = None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while mediapipe's C++ graphs run.
+
+    mediapipe 0.10.21 (TFLite, absl) prints setup chatter ("Created TensorFlow Lite XNNPACK
+    delegate", "inference_feedback_manager.cc ... Disabling support for feedback tensors") straight
+    to fd 2, and no environment variable turns it off. Python errors still raise normally. Safe
+    across threads: the first entrant redirects, the last one to leave restores the real stderr.
+    """
+    global _quiet_depth, _saved_stderr_fd
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            sys.stderr.flush()
+            _saved_stderr_fd = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
 
 
 class AnnotatorUnavailable(RuntimeError):
@@ -122,13 +160,14 @@ class FaceAnnotator:
         mp = _import_mediapipe()
         self.mediapipe_version = mp.__version__
         self.min_tile = min_tile
-        self._short_range = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence)
-        self._full_range = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_confidence)
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=3, refine_landmarks=True,
-            min_detection_confidence=min_confidence)
+        with native_stderr_silenced():
+            self._short_range = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=min_confidence)
+            self._full_range = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_confidence)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=3, refine_landmarks=True,
+                min_detection_confidence=min_confidence)
 
     def close(self) -> None:
         for solution in (self._short_range, self._full_range, self._mesh):
@@ -146,8 +185,9 @@ class FaceAnnotator:
             raise ValueError(f"need an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
         image = np.ascontiguousarray(image)
         faces: list[FaceAnnotation] = []
-        for box, score in self._detect(image):
-            mesh = self._mesh_in_box(image, box)
+        with native_stderr_silenced():
+            found = [(box, score, self._mesh_in_box(image, box)) for box, score in self._detect(image)]
+        for box, score, mesh in found:
             if mesh is None:
                 continue
             lo, hi = mesh.min(0), mesh.max(0)

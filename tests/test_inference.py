@@ -66,6 +66,21 @@ def test_paste_back_leaves_known_pixels_bit_identical(blend):
     assert (out[hole] != image[hole]).any()
 
 
+@pytest.mark.parametrize("side, checkered", [(96.0, True), (256.0, False)])
+def test_magnified_fill_loses_the_pixel_checkerboard(side, checkered):
+    """A one-pixel checkerboard (the transposed convs' artefact) magnified 4x would become
+    visible blocks: from 2x magnification the fill is low-passed first; at 1.5x it is kept."""
+    checker = (np.indices((64, 64)).sum(0) % 2 * 120 + 60).astype(np.uint8)
+    prediction = np.repeat(checker[..., None], 3, axis=2)
+    image = np.full((300, 300, 3), 200, np.uint8)
+    hole = np.zeros((300, 300), bool)
+    hole[20:80, 20:80] = True
+    out = paste_back(image, hole, prediction, CropBox(0.0, 0.0, side), "none")
+    filled = out[hole].astype(float)
+    assert abs(filled.mean() - 120) < 3
+    assert (filled.std() > 10) == checkered, filled.std()
+
+
 def test_harmonic_fill_reproduces_a_linear_ramp():
     """A linear function is harmonic: filling any hole in a ramp gives the ramp back."""
     height, width = 90, 130

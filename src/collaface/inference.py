@@ -9,8 +9,10 @@ Shared by ``collaface complete`` (one photo or a folder) and the web demo. For o
    training, unaligned) intersects the hole, resized to the model's side S.
 3. **Generate**: the hole is filled with uniform noise (the paper's z, from a seeded generator,
    so results are repeatable) and the generator predicts the image, parsing and landmarks.
-4. **Paste back** into the full-resolution photo: the completion is upsampled (cubic) and
-   Poisson-blended, as the paper does, so that it meets the known pixels without a seam, then
+4. **Paste back** into the full-resolution photo: the completion is upsampled (cubic; when a
+   model pixel covers ``SMOOTH_FROM_SCALE`` or more photo pixels it is first low-passed by a 3x3
+   binomial filter, which removes the generator's one-pixel checkerboard texture that the
+   magnification would otherwise turn into visible blocks) and Poisson-blended, as the paper does, so that it meets the known pixels without a seam, then
    written **only inside the hole**: every known pixel stays bit-identical. The Poisson solve is
    our own coarse-to-fine SOR (:func:`collaface.blending.harmonic_fill`): ``cv2.seamlessClone`` lets the hole's
    old content leak into the result and clears the mask's border pixels.
@@ -54,6 +56,8 @@ MASK_THRESHOLD = 127          # mask pixels brighter than this are hole
 MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
 BLEND_MODES = ("poisson", "none")
 BLEND_MARGIN = 4              # known pixels around the hole's box that the Poisson solve sees
+SMOOTH_FROM_SCALE = 2.0       # photo pixels per model pixel from which the fill is low-passed before upsampling
+BINOMIAL_3 = np.array([[0.25, 0.5, 0.25]], np.float32)  # zero gain at the model's Nyquist frequency
 WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
 PANEL_SIZE = 256              # side of each face tile in the parsing picture
 SIDE_BY_SIDE_HEIGHT = 512     # max height of each panel of the side-by-side picture
@@ -177,8 +181,9 @@ def paste_back(image: np.ndarray, hole: np.ndarray, crop_prediction: np.ndarray,
 
     image: (H, W, 3) uint8 photo; hole: (H, W) bool; crop_prediction: (S, S, 3) uint8 generator
     output for ``box`` (the crop of ``crop_resize(image, box, S)``). The prediction is upsampled
-    to photo pixels (cubic), blended per ``blend`` ("poisson" or "none"), and every pixel outside
-    the hole is returned bit-identical.
+    to photo pixels (cubic; low-passed first by a 3x3 binomial when magnified ``SMOOTH_FROM_SCALE``
+    times or more), blended per ``blend`` ("poisson" or "none"), and every pixel outside the hole
+    is returned bit-identical.
     """
     if blend not in BLEND_MODES:
         raise ValueError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
@@ -194,6 +199,10 @@ def paste_back(image: np.ndarray, hole: np.ndarray, crop_prediction: np.ndarray,
     # photo pixel (x0 + u, y0 + v) -> crop pixel ((x0 + u - box.x0) * scale, ...), as crop_resize
     matrix = np.array([[scale, 0, (x0 - box.x0) * scale], [0, scale, (y0 - box.y0) * scale]])
     interp = cv2.INTER_CUBIC if scale < 1 else cv2.INTER_LINEAR
+    if 1 / scale >= SMOOTH_FROM_SCALE:
+        smoothed = cv2.sepFilter2D(crop_prediction.astype(np.float32), -1, BINOMIAL_3, BINOMIAL_3,
+                                   borderType=cv2.BORDER_REFLECT)
+        crop_prediction = np.clip(np.rint(smoothed), 0, 255).astype(np.uint8)
     prediction = cv2.warpAffine(crop_prediction, matrix, (x1 - x0, y1 - y0),
                                 flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     hole_region = hole[y0:y1, x0:x1]
@@ -695,7 +704,7 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--landmarks", metavar="OUT.json", help="also write the 5 predicted landmarks in photo pixels")
     p.add_argument("--side-by-side", metavar="OUT.png", help="also write input | hole | result")
     p.add_argument("--blend", choices=BLEND_MODES, default="poisson",
-                   help="how the completion meets the known pixels (default poisson; none = raw model output)")
+                   help="how the completion meets the known pixels (default poisson; none = the upsampled model output as it is)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise filling the hole (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (folder mode)")

@@ -168,6 +168,11 @@ class FaceAnnotator:
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=3, refine_landmarks=True,
                 min_detection_confidence=min_confidence)
+            # The graphs open their TFLite models (which log) on their own threads after the
+            # constructors return: one run on a blank image waits for that inside the silence.
+            blank = np.zeros((MESH_INPUT, MESH_INPUT, 3), np.uint8)
+            for solution in (self._short_range, self._full_range, self._mesh):
+                solution.process(blank)
 
     def close(self) -> None:
         for solution in (self._short_range, self._full_range, self._mesh):

@@ -1,0 +1,19 @@
+#!/bin/bash
+# Do the parsing and landmark tasks cost the image task PSNR at ngf 32? Two reconstruction-only
+# generators side by side for MINUTES of training-loop time each (default 60), every lr falling
+# linearly to 0 over the last DECAY minutes (default 30): **recon_isd** = the `default` preset
+# with every adversarial weight 0 and no warm-up (all three tasks' reconstruction terms, hole mask
+# input, concentrated L1), and **recon_only** = the sanity bar's generator (image task only, L1).
+# Result in docs/results/default-model.md. Rerun with the same arguments to continue from the
+# checkpoints. Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops}.
+set -u
+cd "$(dirname "$0")/.."
+MINUTES=${1:-60}
+DECAY=${2:-30}
+source scripts/recipe_settings.sh
+mkdir -p work/runs4
+collaface train default --data $DATA loss.adv_i=0 loss.adv_s=0 loss.adv_d=0 train.warmup_steps=0 \
+  "${COMMON[@]}" --out work/runs4/recon_isd > work/runs4/recon_isd.log 2>&1 &
+collaface train m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true loss.adv_i=0 \
+  "${MASKS[@]}" "${COMMON[@]}" --out work/runs4/recon_only > work/runs4/recon_only.log 2>&1 &
+wait

@@ -26,6 +26,5 @@ collaface train default --data $DATA model.ndf=16 train.d_every=2 train.warmup_s
   collaface train default --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=5500 \
     "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs3/cheap_d_w5500 >> work/runs3/cheap_d_w5500.log 2>&1
 ) &
-collaface train m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true loss.adv_i=0 \
-  "${MASKS[@]}" "${COMMON[@]}" --out work/runs3/recon_only > work/runs3/recon_only.log 2>&1 &
+collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out work/runs3/recon_only > work/runs3/recon_only.log 2>&1 &
 wait

@@ -18,6 +18,5 @@ collaface train default --data $DATA "${COMMON[@]}" train.keep_checkpoints=60 \
   --out work/runs/default > work/runs/default.log 2>&1 &
 collaface train m_isd_star --data $DATA model.ngf=32 model.ndf=32 "${MASKS[@]}" "${COMMON[@]}" \
   --out work/runs/plain_m_isd_star > work/runs/plain_m_isd_star.log 2>&1 &
-collaface train m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true loss.adv_i=0 \
-  "${MASKS[@]}" "${COMMON[@]}" --out work/runs/recon_only > work/runs/recon_only.log 2>&1 &
+collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out work/runs/recon_only > work/runs/recon_only.log 2>&1 &
 wait

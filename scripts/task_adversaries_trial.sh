@@ -15,6 +15,5 @@ source scripts/recipe_settings.sh
 mkdir -p work/runs5
 collaface train default --data $DATA loss.adv_i=0 model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs5/tasks_adv >> work/runs5/tasks_adv.log 2>&1 &
-collaface train m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true loss.adv_i=0 \
-  "${MASKS[@]}" "${COMMON[@]}" --out work/runs5/recon_only >> work/runs5/recon_only.log 2>&1 &
+collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out work/runs5/recon_only >> work/runs5/recon_only.log 2>&1 &
 wait

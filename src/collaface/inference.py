@@ -12,7 +12,8 @@ Shared by ``collaface complete`` (one photo or a folder) and the web demo. For o
 4. **Paste back** into the full-resolution photo: the completion is upsampled (cubic; when a
    model pixel covers ``SMOOTH_FROM_SCALE`` or more photo pixels it is first low-passed by a 3x3
    binomial filter, which removes the generator's one-pixel checkerboard texture that the
-   magnification would otherwise turn into visible blocks) and Poisson-blended, as the paper does, so that it meets the known pixels without a seam, then
+   magnification would otherwise turn into visible blocks) and Poisson-blended, as the paper
+   does, so that it meets the known pixels without a seam, then
    written **only inside the hole**: every known pixel stays bit-identical. The Poisson solve is
    our own coarse-to-fine SOR (:func:`collaface.blending.harmonic_fill`): ``cv2.seamlessClone`` lets the hole's
    old content leak into the result and clears the mask's border pixels.

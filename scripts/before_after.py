@@ -9,7 +9,6 @@ look at completions of any photo locally.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from PIL import Image

@@ -42,7 +42,7 @@ def main() -> None:
     timed_start = None
     while seen < args.warmup + args.batches:
         dataset.set_epoch(epoch)
-        for batch in loader:
+        for _batch in loader:
             seen += 1
             if seen == args.warmup:
                 warm = time.perf_counter() - start

@@ -38,8 +38,9 @@ def main() -> None:
     url = launch(app, "127.0.0.1", port, 20, block=False)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                                 headless=True, args=["--disable-background-networking", "--disable-component-update"])
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True,
+                args=["--disable-background-networking", "--disable-component-update"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(url)

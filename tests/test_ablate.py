@@ -7,13 +7,13 @@ import csv
 import json
 
 import pytest
+from test_dataset import make_prepared
 
 from collaface import ablate as A
 from collaface import config as C
 from collaface import evaluation as E
 from collaface.config import EvalConfig
 from collaface.training import checkpoint
-from test_dataset import make_prepared
 
 TINY = ["data.image_size=32", "model.ngf=4", "model.ndf=4", "train.batch_size=4", "train.precision=fp32",
         "train.channels_last=false", "data.num_workers=0", "train.log_every=1", "data.heatmap_sigma=1.0"]

@@ -8,10 +8,10 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import requires_mediapipe
 
 from collaface.data import annotate, labels
 from collaface.data.io import load_label_map, load_rgb
-from conftest import requires_mediapipe
 
 POINT_COLUMNS = ("lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy")
 

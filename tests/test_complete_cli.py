@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import requires_mediapipe
 from PIL import Image
+from test_inference import make_tiny_model, random_photo
 
 from collaface import inference
 from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable
 from collaface.inference import add_complete_parser
-from conftest import requires_mediapipe
-from test_inference import make_tiny_model, random_photo
 
 
 def run(*argv) -> int:

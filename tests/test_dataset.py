@@ -52,7 +52,7 @@ def test_sample_contract(tmp_path):
     ds = build_dataset(data_cfg(tmp_path), "train", require=("s", "d"))
     sample = ds[0]
     assert sample["image"].shape == (3, 32, 32) and sample["image"].dtype == torch.float32
-    assert -1 <= sample["image"].min() and sample["image"].max() <= 1
+    assert sample["image"].min() >= -1 and sample["image"].max() <= 1
     assert sample["mask"].shape == (1, 32, 32) and set(sample["mask"].unique().tolist()) <= {0.0, 1.0}
     known = sample["mask"][0] == 0
     assert torch.equal(sample["masked"][:, known], sample["image"][:, known])
@@ -80,7 +80,7 @@ def test_augmented_landmarks_stay_on_their_parts(tmp_path):
         ds.set_epoch(epoch)
         sample = ds[epoch % len(ds)]
         for (x, y), name in zip(sample["landmarks"].numpy(), expected):
-            x, y = int(round(x)), int(round(y))
+            x, y = round(x), round(y)
             window = sample["parsing"][max(y - 1, 0):y + 2, max(x - 1, 0):x + 2]
             assert (window == labels.LABEL_INDEX[name]).any(), (epoch, name)
 

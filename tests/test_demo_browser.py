@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import requires_mediapipe
 from PIL import Image
+from test_inference import make_tiny_model
 
 from collaface.data import io
 from collaface.inference import FaceCompleter
-from conftest import requires_mediapipe
-from test_inference import make_tiny_model
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [

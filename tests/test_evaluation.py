@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_dataset import make_prepared
 
 from collaface import config as C
 from collaface import evaluation as E
@@ -19,7 +20,6 @@ from collaface.data.sources.base import DatasetLayoutError
 from collaface.models.build import build_model
 from collaface.training.checkpoint import CheckpointError, export_generator, load_generator
 from collaface.training.loop import train
-from test_dataset import make_prepared
 
 FAST = ["train.precision=fp32", "train.channels_last=false", "data.num_workers=0", "train.log_every=1"]
 

@@ -5,21 +5,30 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import requires_mediapipe
 from PIL import Image
 
 from collaface import config
+from collaface.blending import harmonic_fill, poisson_blend
 from collaface.data import io
 from collaface.data.crop import CropBox
 from collaface.data.labels import LABEL_INDEX, from_celebamask_hq
-from collaface.blending import harmonic_fill, poisson_blend
 from collaface.data.masks import freeform_mask
 from collaface.inference import (
-    MAX_HOLE_FRACTION, CompletionError, FaceCompleter, ModelNotFoundError, NoFaceError, default_model_dir,
-    landmarks_record, parsing_picture, paste_back, read_mask, side_by_side,
+    MAX_HOLE_FRACTION,
+    CompletionError,
+    FaceCompleter,
+    ModelNotFoundError,
+    NoFaceError,
+    default_model_dir,
+    landmarks_record,
+    parsing_picture,
+    paste_back,
+    read_mask,
+    side_by_side,
 )
 from collaface.models.build import build_model
 from collaface.training import checkpoint
-from conftest import requires_mediapipe
 
 MODEL_SIZE = 64
 
@@ -274,7 +283,7 @@ def test_only_faces_the_hole_touches_are_completed(completer, shared_faces):
 
     hole[90:110, 70:130] = True  # and now on the left face too
     assert len(completer.complete(photo, hole=hole).faces) == 2
-    right = [i for i, f in enumerate(faces) if f.box.x0 + f.box.side / 2 > 200][0]
+    right = next(i for i, f in enumerate(faces) if f.box.x0 + f.box.side / 2 > 200)
     only_right = completer.complete(photo, hole=hole, face=right)  # the left face's hole stays
     assert len(only_right.faces) == 1 and not only_right.hole[:, :200].any()
     assert np.array_equal(only_right.image[:, :200], photo[:, :200])

@@ -129,9 +129,8 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "sub" / "table.csv"
     io.write_csv_atomic(target, ("a", "b"), [{"a": 1, "b": 2}])
     assert target.read_text().splitlines() == ["a,b", "1,2"]
-    with pytest.raises(RuntimeError, match="disk full"):
-        with io.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
     assert target.read_text().splitlines() == ["a,b", "1,2"]
     assert [p.name for p in target.parent.iterdir()] == ["table.csv"]  # no temp file left behind

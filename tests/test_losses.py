@@ -139,7 +139,7 @@ def test_what_the_image_discriminator_sees(concentrated):
     discriminator_loss(outputs, batch, model.discriminators, cfg)
     g_fake, d_real, d_fake = calls
     hole = batch["mask"].bool().expand_as(batch["image"])
-    for masked, mask, target in (g_fake, d_real, d_fake):
+    for masked, mask, _target in (g_fake, d_real, d_fake):
         assert torch.equal(masked, batch["masked"]) and torch.equal(mask, batch["mask"])  # condition x
     assert torch.equal(d_real[2], batch["image"])
     for fake in (g_fake[2], d_fake[2]):

@@ -46,7 +46,7 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def covers(mask: np.ndarray, point: np.ndarray) -> bool:
-    return bool(mask[int(round(point[1])), int(round(point[0]))])
+    return bool(mask[round(point[1]), round(point[0])])
 
 
 def extent(mask: np.ndarray) -> tuple[int, int]:

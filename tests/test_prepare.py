@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import requires_mediapipe
 from PIL import Image
 
 from collaface.data import annotate, io, labels, prepare
 from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
-from conftest import requires_mediapipe
 
 
 def test_output_stems_keep_folders_and_separate_collisions():
@@ -116,7 +116,8 @@ def test_prepare_folder_end_to_end_and_resume(photo_folder, tmp_path, monkeypatc
     columns, rows = _read_csv(out / "manifest.csv")
     assert tuple(columns) == prepare.MANIFEST_COLUMNS
     assert [r["source"] for r in rows] == ["a/one.jpg", "a/two.jpg", "b/three.jpg", "four.jpg"]
-    assert [r["file"] for r in rows] == ["images/a/one.png", "images/a/two.png", "images/b/three.png", "images/four.png"]
+    assert [r["file"] for r in rows] == [
+        "images/a/one.png", "images/a/two.png", "images/b/three.png", "images/four.png"]
     assert [r["identity"] for r in rows] == ["1", "1", "2", "3"]
     split_of = {r["identity"]: set() for r in rows}
     for r in rows:

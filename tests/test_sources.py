@@ -22,7 +22,7 @@ LANDMARK_COLUMNS = ("lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx",
 def make_celeba_layout(shared: Path, root: Path, n_images: int = 12, anno_subdir: bool = False) -> list[dict]:
     """A CelebA release layout: img_align_celeba/, the real partition/identity files, and
     list_landmarks_align_celeba.txt in the release's format (count line, header, CRLF)."""
-    rows = list(csv.DictReader(open(shared / "celeba_aligned" / "landmarks.csv")))
+    rows = list(csv.DictReader((shared / "celeba_aligned" / "landmarks.csv").read_text().splitlines()))
     anno = root / "Anno" if anno_subdir else root
     anno.mkdir(parents=True, exist_ok=True)
     (root / "img_align_celeba").mkdir(parents=True)
@@ -48,7 +48,8 @@ def test_celeba_layout_loads_splits_landmarks_identity(shared_faces, tmp_path, a
     assert len(source) == len(picked)
     test = open_source("celeba", tmp_path, "test", crop_size=128, annotate_missing=False)
     assert sorted(test.files) == sorted(r["file"] for r in picked if r["partition"] == "test")
-    identities = {line.split()[0]: line.split()[1] for line in open(shared_faces / "celeba_annotations" / "identity_CelebA.txt")}
+    identity_file = shared_faces / "celeba_annotations" / "identity_CelebA.txt"
+    identities = dict(line.split()[:2] for line in identity_file.read_text().splitlines())
 
     for index in range(len(source)):
         sample = source.load(index)
@@ -71,7 +72,7 @@ def test_celeba_landmarks_follow_the_crop(shared_faces, tmp_path):
     photo = io.load_rgb(tmp_path / "img_align_celeba" / row["file"]).astype(float)
     # The crop pixel at each landmark shows the photo's pixel at the original landmark.
     for (x, y), (ox, oy) in zip(sample.landmarks, original):
-        assert np.abs(sample.image[int(round(y)), int(round(x))] - photo[int(oy), int(ox)]).max() < 80
+        assert np.abs(sample.image[round(y), round(x)] - photo[int(oy), int(ox)]).max() < 80
 
 
 def test_celeba_missing_parts_are_clear_errors(shared_faces, tmp_path):
@@ -160,10 +161,11 @@ def test_unknown_kind_and_missing_root(tmp_path):
 def test_celeba_in_the_wild_layout(shared_faces, tmp_path):
     """img_celeba/ + list_landmarks_celeba.txt + list_bbox_celeba.txt (release formats): a photo
     padded into a larger canvas, with its landmarks and box shifted accordingly."""
-    rows = list(csv.DictReader(open(shared_faces / "celeba_aligned" / "landmarks.csv")))[:3]
+    rows = list(csv.DictReader((shared_faces / "celeba_aligned" / "landmarks.csv").read_text().splitlines()))[:3]
     (tmp_path / "img_celeba").mkdir()
     offset = np.array([40, 25])
-    lines_lm = [str(len(rows)), "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"]
+    lines_lm = [str(len(rows)), "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
+                                "leftmouth_x leftmouth_y rightmouth_x rightmouth_y"]
     lines_box = [str(len(rows)), "image_id x_1 y_1 width height"]
     for row in rows:
         photo = io.load_rgb(shared_faces / "celeba_aligned" / "images" / row["file"])
@@ -179,7 +181,8 @@ def test_celeba_in_the_wild_layout(shared_faces, tmp_path):
     assert len(wild) == 3 and wild.bbox[rows[0]["file"]].tolist() == [40, 25, 178, 218]
     (tmp_path / "img_align_celeba").mkdir()
     for row in rows:
-        shutil.copy(shared_faces / "celeba_aligned" / "images" / row["file"], tmp_path / "img_align_celeba" / row["file"])
+        shutil.copy(shared_faces / "celeba_aligned" / "images" / row["file"],
+                    tmp_path / "img_align_celeba" / row["file"])
     aligned_lines = [lines_lm[0], lines_lm[1]] + [
         row["file"] + "".join(f"{int(row[c]):>5d}" for c in LANDMARK_COLUMNS) for row in rows
     ]

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_dataset import make_prepared
+from test_sources import make_celeba_layout
 
 from collaface import config as C
 from collaface.models.build import build_model, example_batch
-from collaface.training import checkpoint, step as step_module
+from collaface.training import checkpoint
+from collaface.training import step as step_module
 from collaface.training.loop import TrainingError, train
 from collaface.training.step import lr_scale, make_optimizers, set_learning_rates
-from test_dataset import make_prepared
-from test_sources import make_celeba_layout
 
 FAST = ["train.precision=fp32", "train.channels_last=false", "data.num_workers=0", "train.log_every=1"]
 
@@ -68,7 +69,7 @@ def test_resume_is_exact(data, tmp_path):
     pos = train(small_cfg(data, "train.max_steps=8", "train.epochs=5"), resumed, progress=False)
     assert pos.step == 8
     assert_same_weights(weights(straight), weights(resumed))
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (resumed / "stats.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (resumed / "stats.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
 
 
@@ -195,7 +196,8 @@ def test_export_then_load_gives_identical_outputs(data, tmp_path):
         a, b = from_ckpt(batch["masked"], batch["mask"]), from_export(batch["masked"], batch["mask"])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     checkpoint.export_generator(state, tmp_path / "half", half=True)
-    assert (tmp_path / "half" / "generator.safetensors").stat().st_size < 0.6 * (tmp_path / "model" / "generator.safetensors").stat().st_size
+    full_size = (tmp_path / "model" / "generator.safetensors").stat().st_size
+    assert (tmp_path / "half" / "generator.safetensors").stat().st_size < 0.6 * full_size
     (tmp_path / "model" / "generator.safetensors").write_bytes(b"broken")
     with pytest.raises(checkpoint.CheckpointError, match="generator.safetensors: unreadable weights file"):
         checkpoint.load_generator(tmp_path / "model")
@@ -206,15 +208,15 @@ def test_export_then_load_gives_identical_outputs(data, tmp_path):
 
 def test_export_averages_the_newest_checkpoints(data, tmp_path):
     run = tmp_path / "run"
-    train(small_cfg(data, "train.max_steps=4", "train.epochs=3", "train.checkpoint_every=1", "train.keep_checkpoints=4"), run,
-          progress=False)
+    cfg = small_cfg(data, "train.max_steps=4", "train.epochs=3", "train.checkpoint_every=1", "train.keep_checkpoints=4")
+    train(cfg, run, progress=False)
     states = [checkpoint.load_checkpoint(p)["generator"] for p in checkpoint.list_checkpoints(run / "checkpoints")[-3:]]
     out = tmp_path / "avg"
-    done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run), "--average-last", "3", "--out", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run), "--average-last", "3",
+                           "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "steps 2, 3, 4" in done.stdout
-    cfg, weights = checkpoint.load_exported(out)
+    _cfg, weights = checkpoint.load_exported(out)
     assert json.loads((out / "config.json").read_text())["averaged_steps"] == [2, 3, 4]
     conv = next(k for k in weights if k.endswith("weight") and weights[k].dim() == 4)
     assert not torch.equal(states[0][conv], states[2][conv])

@@ -138,7 +138,7 @@ def test_random_warps_keep_landmarks_on_their_features():
         flips += params.flip
         out_image, out_parsing, out_landmarks = warp_sample(image, parsing, landmarks, params, 128)
         for label, (x, y) in zip(BLOB_LABELS, out_landmarks):
-            col, row = int(round(x)), int(round(y))
+            col, row = round(x), round(y)
             neighbourhood = out_parsing[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2]
             assert (neighbourhood == label).any(), (params, label)
             np.testing.assert_allclose(label_centroid(out_parsing, label), (x, y), atol=0.75)

@@ -31,12 +31,7 @@ import torch
 
 from collaface import config as cfgmod
 from collaface.models.build import build_model, example_batch, model_costs
-from collaface.training.hardware import (
-    SpeedSettings,
-    bf16_supported,
-    choose_speed_settings,
-    cpu_description,
-)
+from collaface.training.hardware import SpeedSettings, bf16_supported, choose_speed_settings, cpu_description
 from collaface.training.loop import compile_model
 from collaface.training.step import make_optimizers, train_step
 
@@ -53,7 +48,8 @@ def _config(ngf: int, ndf: int, batch_size: int, precision="fp32", channels_last
 
 def _batch(cfg: cfgmod.Config, batch_size: int, channels_last: bool) -> dict[str, torch.Tensor]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return {k: v.contiguous(memory_format=fmt) for k, v in example_batch(cfg, batch_size, torch.Generator().manual_seed(0)).items()}
+    batch = example_batch(cfg, batch_size, torch.Generator().manual_seed(0))
+    return {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
 
 
 def _time_steps(run_step, warmup: int, steps: int) -> list[float]:
@@ -126,7 +122,7 @@ def measure_inference(ngf: int, repeats: int) -> dict:
     with torch.no_grad():
         for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
             batch = _batch(cfg, batch_size, False)
-            times = _time_steps(lambda: model(batch["masked"], batch["mask"]), 2,
+            times = _time_steps(lambda batch=batch: model(batch["masked"], batch["mask"]), 2,
                                 repeats if batch_size == 1 else max(3, repeats // 10))
             best = min(times)
             out[key] = best * 1000 if batch_size == 1 else batch_size / best
@@ -144,7 +140,8 @@ def _run_worker(job: dict) -> dict | list:
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"{cpu_description()}, {torch.get_num_threads()} threads, {platform.python_implementation()} torch {torch.__version__}"
+    return (f"{cpu_description()}, {torch.get_num_threads()} threads, {platform.python_implementation()} "
+            f"torch {torch.__version__}")
 
 
 def run_bench(out_dir: Path, batch_size: int = 16, warmup: int = 2, steps: int = 8, compile_: bool = True,
@@ -163,7 +160,8 @@ def run_bench(out_dir: Path, batch_size: int = 16, warmup: int = 2, steps: int =
             print(_row_text(measured), flush=True)
             continue
         for row in measured:
-            row.update(_run_worker({"kind": "rss", "ngf": ngf, "ndf": ndf, "batch": batch_size, "setting": row["setting"]}))
+            job = {"kind": "rss", "ngf": ngf, "ndf": ndf, "batch": batch_size, "setting": row["setting"]}
+            row.update(_run_worker(job))
         chosen = choose_speed_settings(_config(ngf, ndf, batch_size, "auto", "auto"), device)
         twin = next(r for r in measured if r["chosen"] == str(chosen) and r["setting"] != "compile")
         measured.append({**twin, "setting": "auto"})
@@ -196,12 +194,13 @@ def _checks(rows: list[dict], inference: list[dict], native_bf16: bool) -> list[
         if "auto" in group:
             ratio = group["auto"]["img_per_s"] / fastest["img_per_s"]
             checks.append({"check": f"ngf{ngf}/ndf{ndf}: auto ({group['auto']['chosen']}) within 5% of fastest "
-                                    f"({fastest['setting']})", "value": f"{ratio:.1%}", "passed": ratio >= 1 - AUTO_TOLERANCE})
+                                    f"({fastest['setting']})",
+                           "value": f"{ratio:.1%}", "passed": ratio >= 1 - AUTO_TOLERANCE})
         if native_bf16 and "bf16" in group and "fp32" in group:
             best_bf16 = max(r["img_per_s"] for s, r in group.items() if s.startswith("bf16"))
             speedup = best_bf16 / group["fp32"]["img_per_s"]
-            checks.append({"check": f"ngf{ngf}/ndf{ndf}: bf16 >= {BF16_MIN_SPEEDUP}x fp32 NCHW", "value": f"{speedup:.2f}x",
-                           "passed": speedup >= BF16_MIN_SPEEDUP})
+            checks.append({"check": f"ngf{ngf}/ndf{ndf}: bf16 >= {BF16_MIN_SPEEDUP}x fp32 NCHW",
+                           "value": f"{speedup:.2f}x", "passed": speedup >= BF16_MIN_SPEEDUP})
     for row in inference:
         if row.get("ngf") == 32 and "latency_ms" in row:
             checks.append({"check": f"ngf32 inference at batch 1 < {LATENCY_LIMIT_MS:.0f} ms",
@@ -221,7 +220,8 @@ def markdown(report: dict) -> str:
                          f"{r['gflops']:.0f} | {r['g_share']:.0%} | {r['peak_rss_mb']:.0f} |")
     lines += ["", "| generator | batch 1 latency (ms) | batch 64 throughput (img/s) |", "|---|---|---|"]
     for r in report["inference"]:
-        lines.append(f"| ngf{r['ngf']} | {r.get('latency_ms', float('nan')):.1f} | {r.get('throughput_img_s', float('nan')):.1f} |")
+        latency, throughput = r.get("latency_ms", float("nan")), r.get("throughput_img_s", float("nan"))
+        lines.append(f"| ngf{r['ngf']} | {latency:.1f} | {throughput:.1f} |")
     lines += ["", "| requirement | measured | passed |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['value']} | {'yes' if c['passed'] else 'NO'} |" for c in report["checks"]]
     return "\n".join(lines) + "\n"

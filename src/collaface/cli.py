@@ -76,7 +76,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(Path(args.out), batch_size=args.batch_size, warmup=args.warmup, steps=args.steps,
                        compile_=not args.no_compile, widths=widths)
     print()
-    print(open(Path(args.out) / "bench.md").read(), end="")
+    print((Path(args.out) / "bench.md").read_text(), end="")
     return 0 if all(c["passed"] for c in report["checks"]) else 1
 
 

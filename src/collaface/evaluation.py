@@ -51,7 +51,6 @@ from collaface.data.targets import heatmaps_to_landmarks, landmark_error, landma
 from collaface.data.transforms import to_uint8_image
 from collaface.data.visualize import contact_sheet
 
-
 # --------------------------------------------------------------------------- conditions
 
 OCCLUSION_CONDITIONS = ("O1", "O2", "O3", "O4", "O5", "O6")

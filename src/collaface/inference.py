@@ -705,7 +705,8 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--landmarks", metavar="OUT.json", help="also write the 5 predicted landmarks in photo pixels")
     p.add_argument("--side-by-side", metavar="OUT.png", help="also write input | hole | result")
     p.add_argument("--blend", choices=BLEND_MODES, default="poisson",
-                   help="how the completion meets the known pixels (default poisson; none = the upsampled model output as it is)")
+                   help="how the completion meets the known pixels (default poisson; none = the upsampled "
+                        "model output as it is)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise filling the hole (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (folder mode)")

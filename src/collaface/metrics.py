@@ -226,7 +226,7 @@ def summarize(
     samples = np.asarray(samples)
     value = float(statistic(samples[None])[0]) if len(samples) else float("nan")
     low, high = bootstrap_ci(samples, statistic, resamples, seed)
-    return {"value": value, "low": low, "high": high, "n": int(len(samples))}
+    return {"value": value, "low": low, "high": high, "n": len(samples)}
 
 
 def paired_summary(

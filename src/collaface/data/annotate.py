@@ -146,7 +146,7 @@ def _tile_origins(length: int, tile: int) -> list[int]:
     if length <= tile:
         return [0]
     count = math.ceil((length - tile) / (tile / 2)) + 1
-    return [int(round(v)) for v in np.linspace(0, length - tile, count)]
+    return [round(v) for v in np.linspace(0, length - tile, count)]
 
 
 class FaceAnnotator:

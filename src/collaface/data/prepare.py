@@ -18,9 +18,10 @@ Manifest coordinates: ``x0, y0, side`` = the crop box in source pixels; the 10 l
 are (x, y) in the size x size crop, pixel centres, our image-side order.
 
 Splits are by group, never by image: the meta CSV's ``partition`` (train/val/test or 0/1/2) when
-it gives one (for an identity's other photos too); otherwise the sorted unique identities are shuffled with ``seed`` and cut into the
-``split`` fractions. A photo with unknown identity is its own group (its source path). Groups are
-formed over all photos under ``src``, so the split does not change with ``limit`` or reruns.
+it gives one (for an identity's other photos too); otherwise the sorted unique identities are
+shuffled with ``seed`` and cut into the ``split`` fractions. A photo with unknown identity is its
+own group (its source path). Groups are formed over all photos under ``src``, so the split does
+not change with ``limit`` or reruns.
 
 Robust to a kill: crops are written atomically before their progress line is appended and
 flushed; a rerun skips photos whose progress line exists, whose source is unchanged (size and

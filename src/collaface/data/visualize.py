@@ -42,7 +42,7 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray, radius: int | None = N
     for (x, y), colour in zip(np.asarray(points, np.float64), LANDMARK_COLORS):
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
-        centre = (int(round(x)), int(round(y)))
+        centre = (round(x), round(y))
         cv2.circle(out, centre, radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
         cv2.circle(out, centre, radius, tuple(int(c) for c in colour), -1, cv2.LINE_AA)
     return out

@@ -27,8 +27,17 @@ from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable
 from collaface.data.masks import REGIONS
 from collaface.inference import (
-    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, CompletionError, FaceCompleter, ModelNotFoundError, NoFaceError,
-    landmarks_picture, landmarks_record, parsing_picture, save_image,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    CompletionError,
+    FaceCompleter,
+    ModelNotFoundError,
+    NoFaceError,
+    landmarks_picture,
+    landmarks_record,
+    parsing_picture,
+    save_image,
 )
 from collaface.training.checkpoint import CheckpointError
 

@@ -14,10 +14,10 @@ from collaface.models.discriminator import PatchDiscriminator, patch_grid_size
 from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator, conditioning_input
 
 __all__ = [
-    "CollaGAN",
-    "PatchDiscriminator",
     "TARGET_KEYS",
     "TASK_CHANNELS",
+    "CollaGAN",
+    "PatchDiscriminator",
     "UNetGenerator",
     "build_generator",
     "build_model",

@@ -3,6 +3,7 @@ image discriminator of CE, GFC (global and local) and SII, and SII's z -> image 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -72,7 +73,7 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         ]
-        for c_in, c_out in zip(widths, widths[1:]):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
                        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], IMAGE_CHANNELS, 4, stride=2, padding=1), nn.Tanh()]

@@ -134,7 +134,8 @@ def _fixed_sample_batch(cfg: Config) -> dict | None:
     faces = []
     for split in ("val", "train"):
         try:
-            sets = [build_dataset(cfg.data, split, mask=kind, augment=False, seed=cfg.eval.seed) for kind in SAMPLE_MASKS]
+            sets = [build_dataset(cfg.data, split, mask=kind, augment=False, seed=cfg.eval.seed)
+                    for kind in SAMPLE_MASKS]
         except DatasetLayoutError:
             continue
         count = min(SAMPLE_FACES, len(sets[0]))

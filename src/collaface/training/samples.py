@@ -20,8 +20,9 @@ COLUMNS = ("masked input", "generator output", "pasted result", "parsing", "land
 @torch.no_grad()
 def sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """One row per face: masked input | G output | pasted result | parsing overlay on the result
-    | predicted landmarks on the result (only points whose heatmap peaks) | original. Columns of tasks that are off show the
-    original instead. The generator runs in eval mode (as at inference). -> (H, W, 3) uint8."""
+    | predicted landmarks on the result (only points whose heatmap peaks) | original. Columns of
+    tasks that are off show the original instead. The generator runs in eval mode (as at
+    inference). -> (H, W, 3) uint8."""
     was_training = model.generator.training
     model.generator.eval()
     try:

@@ -7,4 +7,4 @@
 
 from collaface.data.sources.base import SPLITS, ConcatSource, FaceSource, RawSample, open_source, open_sources
 
-__all__ = ["RawSample", "FaceSource", "ConcatSource", "SPLITS", "open_source", "open_sources"]
+__all__ = ["SPLITS", "ConcatSource", "FaceSource", "RawSample", "open_source", "open_sources"]

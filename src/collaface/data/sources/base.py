@@ -58,7 +58,7 @@ def read_table(path: Path, n_values: int, header_lines: int) -> dict[str, list[s
     Tolerates CRLF and blank lines; a malformed line is an error naming file and line number.
     """
     rows: dict[str, list[str]] = {}
-    with open(path, "r", encoding="utf-8", newline=None) as handle:
+    with open(path, encoding="utf-8", newline=None) as handle:
         for number, line in enumerate(handle, start=1):
             if number <= header_lines:
                 continue

@@ -25,12 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from collaface.data import crop, io
-from collaface.data.sources.base import (
-    PARTITION_CODES,
-    DatasetLayoutError,
-    RawSample,
-    read_table,
-)
+from collaface.data.sources.base import PARTITION_CODES, DatasetLayoutError, RawSample, read_table
 
 IMAGE_DIRS = {"aligned": "img_align_celeba", "wild": "img_celeba"}
 LANDMARK_FILES = {"aligned": "list_landmarks_align_celeba.txt", "wild": "list_landmarks_celeba.txt"}

@@ -100,7 +100,8 @@ class CelebAMaskHQSource:
         if split is not None:
             if not (self.orig_file and partition):
                 raise DatasetLayoutError(
-                    f"selecting split {split!r} needs {MAPPING_FILE} and CelebA's list_eval_partition.txt in {self.root}"
+                    f"selecting split {split!r} needs {MAPPING_FILE} and CelebA's list_eval_partition.txt "
+                    f"in {self.root}"
                 )
             indices = [
                 k for k in indices

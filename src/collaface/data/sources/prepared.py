@@ -52,7 +52,8 @@ class PreparedSource:
             raise DatasetLayoutError(f"no faces{' in split ' + split if split else ''} in {self.root / 'manifest.csv'}")
         self.rows = rows
         self.files = [r["file"] for r in rows]
-        self.landmarks = np.asarray([[float(r[c]) for c in LANDMARK_COLUMNS] for r in rows], np.float32).reshape(-1, 5, 2)
+        points = [[float(r[c]) for c in LANDMARK_COLUMNS] for r in rows]
+        self.landmarks = np.asarray(points, np.float32).reshape(-1, 5, 2)
         self.identities = [r["identity"].strip() or None for r in rows]
 
     def __len__(self) -> int:
@@ -64,5 +65,6 @@ class PreparedSource:
         parsing_path = self.root / "parsing" / Path(name).relative_to("images")
         parsing = io.load_label_map(parsing_path) if parsing_path.is_file() else None
         if parsing is not None and parsing.shape != image.shape[:2]:
-            raise io.ImageDecodeError(parsing_path, f"parsing size {parsing.shape} differs from image {image.shape[:2]}")
+            raise io.ImageDecodeError(parsing_path,
+                                      f"parsing size {parsing.shape} differs from image {image.shape[:2]}")
         return RawSample(image, parsing, self.landmarks[index].copy(), self.identities[index], name)

@@ -108,6 +108,36 @@ def test_jpeg_keeps_format_size_and_quantisation(tmp_path, model):
         assert result.quantization == source.quantization
 
 
+@pytest.mark.parametrize(("mode", "suffix", "written_mode"), [
+    ("L", ".png", "L"), ("LA", ".png", "LA"), ("RGBA", ".png", "RGBA"), ("I;16", ".png", "I;16"),
+    ("P", ".png", "RGB"), ("RGBA", ".webp", "RGBA"), ("L", ".jpg", "L"),
+    ("RGBA", ".jpg", "RGB"), ("I;16", ".jpg", "L"), ("LA", ".jpg", "RGB"),
+])
+def test_result_keeps_the_photos_own_pixel_format(tmp_path, model, mode, suffix, written_mode):
+    rgb = random_photo(96, 80)
+    if mode == "I;16":
+        photo = Image.fromarray(rgb[..., 1].astype(np.uint16) * 257 + 3)
+    else:
+        photo = Image.fromarray(rgb).convert(mode)
+    if "A" in mode:
+        alpha = np.tile(np.linspace(40, 255, 80).astype(np.uint8), (96, 1))
+        photo.putalpha(Image.fromarray(alpha))
+    photo.save(tmp_path / "in.png")
+    hole = write_mask(tmp_path / "mask.png")
+    out = tmp_path / f"out{suffix}"
+    assert run(tmp_path / "in.png", "--mask", tmp_path / "mask.png", "--model", model, "--no-detect",
+               "--out", out) == 0
+    with Image.open(out) as result:
+        assert result.mode == written_mode and result.size == photo.size
+        if suffix != ".png":
+            return  # lossy: only the pixel format is kept
+        before, after = np.asarray(photo.convert(written_mode)), np.asarray(result)
+    assert np.array_equal(after[~hole], before[~hole])  # every known pixel, alpha and 16 bits included
+    assert (after[hole] != before[hole]).any()
+    if "A" in mode:
+        assert np.array_equal(after[..., -1], before[..., -1])  # the hole keeps its transparency too
+
+
 # --------------------------------------------------------------------------- exit codes
 
 

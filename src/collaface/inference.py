@@ -494,10 +494,11 @@ def side_by_side(image: np.ndarray, completion: Completion, height: int = SIDE_B
     return contact_sheet(panels, columns=3, gap=4)
 
 
-def save_image(path: Path, image: np.ndarray, source: Path | None = None) -> None:
-    """Write an (H, W, 3) uint8 image atomically, format from the suffix. A JPEG written from a
-    JPEG ``source`` reuses its quantisation tables and subsampling (the source's own quality);
-    the source's colour profile is kept. EXIF is not copied: the image is already upright."""
+def save_image(path: Path, image: np.ndarray | Image.Image, source: Path | None = None) -> None:
+    """Write an (H, W, 3) uint8 image (or a Pillow image) atomically, format from the suffix. A
+    JPEG written from a JPEG ``source`` reuses its quantisation tables and subsampling (the
+    source's own quality); the source's colour profile is kept. EXIF is not copied: the image is
+    already upright."""
     params: dict = {}
     suffix = path.suffix.lower()
     if suffix in (".jpg", ".jpeg", ".webp"):
@@ -512,7 +513,7 @@ def save_image(path: Path, image: np.ndarray, source: Path | None = None) -> Non
                 sampling = JpegImagePlugin.get_sampling(src)
                 if sampling >= 0:
                     params["subsampling"] = sampling
-    io.save_rgb(path, image, **params)
+    io.save_picture(path, image if isinstance(image, Image.Image) else Image.fromarray(image), **params)
 
 
 # --------------------------------------------------------------------------- one photo, from files
@@ -521,11 +522,12 @@ def save_image(path: Path, image: np.ndarray, source: Path | None = None) -> Non
 def complete_file(completer: FaceCompleter, path: Path, out: Path, mask: Path | None = None,
                   region: str | None = None, face: int | None = None, no_detect: bool = False,
                   resize_mask: bool = False) -> tuple[np.ndarray, Completion]:
-    """Decode ``path``, complete it, write ``out`` (format from its suffix). -> (photo, completion)."""
-    image = io.load_rgb(path)
+    """Decode ``path``, complete it, write ``out`` (format from its suffix; gray, 16-bit gray and
+    alpha photos stay so, see :func:`io.merge_into_photo`). -> (RGB photo, completion)."""
+    image, photo = io.load_photo(path)
     hole = read_mask(mask, image.shape[:2], resize_mask) if mask is not None else None
     completion = completer.complete(image, hole=hole, region=region, face=face, no_detect=no_detect)
-    save_image(out, completion.image, source=path)
+    save_image(out, io.merge_into_photo(photo, completion.image, completion.hole, io.image_format(out)), source=path)
     return image, completion
 
 

@@ -2,6 +2,7 @@
 
 Handles JPEG/PNG/WebP/BMP (anything Pillow reads), applies EXIF orientation, converts
 grayscale/palette/RGBA/CMYK/16-bit to RGB 8-bit, and keeps Pillow's decompression-bomb limit.
+Results can be written back in a photo's own pixel format (gray, 16-bit, alpha kept).
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode a photo to an upright (H, W, 3) uint8 RGB array. Raises ImageDecodeError."""
+def load_photo(path: str | os.PathLike) -> tuple[np.ndarray, Image.Image]:
+    """Decode a photo. -> (upright (H, W, 3) uint8 RGB array, the upright photo in its own pixel
+    format, for :func:`merge_into_photo`). Raises ImageDecodeError."""
     image = _open(path)
     try:
         image = ImageOps.exif_transpose(image)
@@ -78,7 +80,61 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ImageDecodeError(path, f"cannot convert to RGB ({err})") from None
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageDecodeError(path, "image has zero size")
-    return array
+    return array, image
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode a photo to an upright (H, W, 3) uint8 RGB array. Raises ImageDecodeError."""
+    return load_photo(path)[0]
+
+
+# Pixel formats a result keeps, per file format; a format that cannot store one falls back.
+WRITABLE_MODES = {"PNG": ("RGB", "RGBA", "L", "LA", "I;16"), "JPEG": ("RGB", "L"),
+                  "WEBP": ("RGB", "RGBA"), "BMP": ("RGB", "RGBA", "L")}
+_MODE_FALLBACK = {"I;16": "L", "LA": "RGBA", "RGBA": "RGB", "L": "RGB"}
+
+
+def own_mode(photo: Image.Image) -> str:
+    """The pixel format a result for ``photo`` is written in: RGB, RGBA, L, LA or I;16 (16-bit
+    gray). Palette photos become RGB (RGBA with transparency), CMYK and other colour spaces RGB."""
+    mode = photo.mode
+    alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in photo.info)
+    if mode.startswith("I"):
+        return "I;16"
+    if mode in ("L", "LA", "1"):
+        return "LA" if alpha else "L"
+    return "RGBA" if alpha else "RGB"
+
+
+def merge_into_photo(photo: Image.Image, rgb: np.ndarray, where: np.ndarray, fmt: str | None) -> Image.Image:
+    """``photo`` with new pixels written at ``where``, in the photo's own pixel format as far as
+    the file format ``fmt`` (Pillow's name: PNG, JPEG...) stores it.
+
+    photo: upright, as :func:`load_photo` returns it; rgb: (H, W, 3) uint8, the RGB version of the
+    photo (``load_photo``'s array) with the new pixels; where: (H, W) bool. Gray and 16-bit gray
+    photos get the new pixels' luma (x 257 for 16 bits) and alpha is kept, so every pixel outside
+    ``where`` keeps its exact value. Where ``fmt`` cannot store the mode, 16-bit gray becomes 8-bit,
+    gray + alpha becomes RGBA and alpha is dropped (the RGB version: composited on white).
+    """
+    mode = own_mode(photo)
+    writable = WRITABLE_MODES.get(fmt or "", ("RGB",))
+    while mode not in writable:
+        mode = _MODE_FALLBACK[mode]
+    if mode == "RGB":
+        return Image.fromarray(rgb)
+    luma = np.asarray(Image.fromarray(rgb).convert("L"))  # exact on gray pixels (R = G = B)
+    if mode == "L":
+        return Image.fromarray(luma)
+    if mode == "I;16":
+        deep = np.clip(np.asarray(photo, dtype=np.int64), 0, 65535).astype(np.uint16)
+        deep[where] = luma[where].astype(np.uint16) * 257
+        return Image.fromarray(deep)
+    pixels = np.asarray(photo.convert(mode)).copy()
+    if mode == "RGBA":
+        pixels[where, :3] = rgb[where]
+    else:  # LA
+        pixels[where, 0] = luma[where]
+    return Image.fromarray(pixels, mode)
 
 
 def load_label_map(path: str | os.PathLike) -> np.ndarray:
@@ -123,11 +179,20 @@ def write_csv_atomic(path: str | os.PathLike, columns: tuple[str, ...], rows: li
         writer.writerows(rows)
 
 
+def image_format(path: str | os.PathLike) -> str | None:
+    """Pillow's format name for a file name's suffix (PNG, JPEG...), None if unknown."""
+    return Image.registered_extensions().get(Path(path).suffix.lower())
+
+
+def save_picture(path: str | os.PathLike, picture: Image.Image, **params) -> None:
+    """Write a Pillow image atomically (temp file + rename); format from the suffix."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format=image_format(path), **params)
+
+
 def save_rgb(path: str | os.PathLike, image: np.ndarray, **params) -> None:
     """Write an (H, W, 3) uint8 array atomically (temp file + rename); format from the suffix."""
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format=fmt, **params)
+    save_picture(path, Image.fromarray(image), **params)
 
 
 def save_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:

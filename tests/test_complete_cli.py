@@ -80,6 +80,9 @@ def test_default_output_goes_to_the_current_folder(tmp_path, model, monkeypatch)
     monkeypatch.chdir(tmp_path)
     assert run("in/face.png", "--mask", "in/mask.png", "--model", model, "--no-detect") == 0
     assert (tmp_path / "face_completed.png").is_file()
+    write_photo(tmp_path / "in" / "scan.tif")  # a format the results are not written in: PNG
+    assert run("in/scan.tif", "--mask", "in/mask.png", "--model", model, "--no-detect") == 0
+    assert (tmp_path / "scan_completed.png").is_file()
 
 
 def test_exif_rotated_photo_comes_out_upright(tmp_path, model):
@@ -157,7 +160,13 @@ def photo_and_mask(tmp_path):
     (["folder", "--region", "nose", "--out", "o", "--parsing", "p.png"], "work on one photo"),
     (["missing.png", "--mask", "mask.png"], "no such photo"),
     (["face.png", "--mask", "mask.png", "--face", "0", "--no-detect"], "cannot go with --no-detect"),
-    (["face.png", "--mask", "mask.png", "--out", "face.png", "--no-detect"], "is the input photo"),
+    (["face.png", "--mask", "mask.png", "--out", "face.png", "--no-detect"], "names the input face.png"),
+    (["face.png", "--mask", "mask.png", "--side-by-side", "./face.png"], "names the input face.png"),
+    (["face.png", "--mask", "mask.png", "--out", "mask.png"], "names the input mask.png"),
+    (["face.png", "--mask", "mask.png", "--landmarks", "mask.png"], "names the input mask.png"),
+    (["face.png", "--mask", "mask.png", "--out", "o.png", "--parsing", "o.png"], "the same file"),
+    (["face.png", "--mask", "mask.png", "--out", "result"], "--out result: the file name must end in"),
+    (["face.png", "--mask", "mask.png", "--parsing", "p.gif"], "--parsing p.gif: the file name must end in"),
     (["folder", "--masks", "folder", "--out", "folder"], "is the photo folder"),
 ])
 def test_bad_usage_exits_2(photo_and_mask, model, monkeypatch, capsys, argv, message):

@@ -694,7 +694,8 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     hole.add_argument("--region", choices=REGIONS, metavar="NAME",
                       help=f"hole over this face region, placed from the detected landmarks: {', '.join(REGIONS)}")
     p.add_argument("--out", metavar="OUT",
-                   help="output file (one photo; default ./<name>_completed.<ext>) or folder (batch; required)")
+                   help="output file (one photo: .png, .jpg, .webp or .bmp; default ./<name>_completed.<ext>, PNG "
+                        "for other inputs) or folder (batch; required)")
     p.add_argument("--model", metavar="DIR", help="exported model folder, training run folder or ckpt-*.pt "
                                                   f"(default: the shipped weights in {DEFAULT_MODEL_DIR})")
     p.add_argument("--face", type=int, metavar="N",
@@ -737,6 +738,17 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             return "--masks is for a folder of photos; for one photo give --mask MASK.png"
         if not (args.mask or args.region):
             return "give the hole: --mask MASK.png (white = hole) or --region NAME"
+        outputs = {"--out": args.out, "--parsing": args.parsing, "--side-by-side": args.side_by_side}
+        for flag, value in outputs.items():
+            if value and Path(value).suffix.lower() not in io.IMAGE_EXTENSIONS:
+                return (f"{flag} {value}: the file name must end in an image extension "
+                        f"({', '.join(io.IMAGE_EXTENSIONS)})")
+        named = [Path(value).resolve() for value in (*outputs.values(), args.landmarks) if value]
+        for given in (source, args.mask):
+            if given and Path(given).resolve() in named:
+                return f"an output names the input {given}; write the results to other files"
+        if len(set(named)) < len(named):
+            return "two outputs name the same file"
     if args.face is not None and args.face < 0:
         return f"--face must be >= 0, got {args.face}"
     if args.face is not None and args.no_detect:
@@ -777,9 +789,8 @@ def run_complete(args: argparse.Namespace) -> int:
 
 def _complete_one(completer: FaceCompleter, args: argparse.Namespace) -> int:
     source = Path(args.input)
-    out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_completed{source.suffix}"
-    if out.resolve() == source.resolve():
-        raise CompletionError(f"--out {out} is the input photo; write the result to another file")
+    suffix = source.suffix if source.suffix.lower() in io.IMAGE_EXTENSIONS else ".png"
+    out = Path(args.out) if args.out else Path.cwd() / f"{source.stem}_completed{suffix}"
     for flag, task, what in (("--parsing", "s", "parsing"), ("--landmarks", "d", "landmarks")):
         if getattr(args, flag[2:]) and task not in completer.tasks:
             raise CompletionError(f"{flag}: the model predicts no {what} (its tasks: {', '.join(completer.tasks)})")

@@ -20,6 +20,7 @@ from collaface.inference import (
     FaceCompleter,
     ModelNotFoundError,
     NoFaceError,
+    box_mask,
     default_model_dir,
     landmarks_record,
     parsing_picture,
@@ -73,6 +74,24 @@ def test_paste_back_leaves_known_pixels_bit_identical(blend):
     assert out.dtype == np.uint8 and out.shape == image.shape
     assert np.array_equal(out[~hole], image[~hole])
     assert (out[hole] != image[hole]).any()
+
+
+@pytest.mark.parametrize("blend", ["poisson", "none"])
+def test_paste_back_through_a_turned_box(blend):
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (240, 260, 3), dtype=np.uint8)
+    box = CropBox(60.0, 50.0, 140.0, roll=35.0)
+    inside = box_mask(box, image.shape[:2])
+    assert inside.sum() == pytest.approx(140 * 140, rel=0.02)
+    assert inside[120, 130] and not inside[52, 62]  # the centre in, the unturned corner out
+    hole = np.zeros(image.shape[:2], bool)
+    hole[100:140, 90:170] = True
+    prediction = np.full((64, 64, 3), 40, np.uint8)
+    prediction[:, 32:] = 220  # the crop's right half bright: after the turn, the photo's lower right
+    out = paste_back(image, hole, prediction, box, blend)
+    assert np.array_equal(out[~hole], image[~hole])
+    if blend == "none":
+        assert out[138, 168].mean() > 200 and out[101, 92].mean() < 60
 
 
 @pytest.mark.parametrize("side, checkered", [(96.0, True), (256.0, False)])
@@ -260,6 +279,26 @@ def test_region_presets_land_on_the_right_feature(completer, shared_faces, regio
     if other:
         opposite = labels == LABEL_INDEX[other]
         assert (completion.hole & opposite).sum() / opposite.sum() < 0.02
+
+
+@requires_mediapipe
+@pytest.mark.parametrize("turn", [40, 90])  # a tilted head; a sideways photo
+@pytest.mark.parametrize("region, label", [("left-eye", "left_eye"), ("mouth", "upper_lip")])
+def test_region_presets_follow_a_tilted_face(completer, shared_faces, turn, region, label):
+    folder = shared_faces / "celebamaskhq_samples"
+    image = io.load_rgb(folder / "images" / "0.jpg")
+    labels = from_celebamask_hq(io.load_label_map(folder / "masks" / "0.png"))
+    labels = cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    matrix = cv2.getRotationMatrix2D((512, 512), turn, 1.0)  # anticlockwise as displayed
+    image = cv2.warpAffine(image, matrix, (1024, 1024), borderMode=cv2.BORDER_REPLICATE)
+    labels = cv2.warpAffine(labels, matrix, (1024, 1024), flags=cv2.INTER_NEAREST)
+    completion = completer.complete(image, region=region)
+    (face,) = completion.faces
+    assert face.box.roll == pytest.approx(-turn, abs=8)  # the crop was turned upright
+    assert np.array_equal(completion.image[~completion.hole], image[~completion.hole])
+    feature = labels == LABEL_INDEX[label]
+    assert (completion.hole & feature).sum() / feature.sum() > 0.9
+    assert completion.hole.sum() < 3 * feature.sum() + 60_000  # a box round the feature, not a band
 
 
 def two_faces(shared_faces) -> np.ndarray:

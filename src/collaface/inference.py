@@ -6,7 +6,10 @@ Shared by ``collaface complete`` (one photo or a folder) and the web demo. For o
    the tiled search for small faces runs when that finds no face or the hole is not inside the
    faces found. ``no_detect`` treats the whole photo as one face crop (for prepared crops).
 2. **Crop** each face whose square crop (the rule of ``data/crop.py``, as ``prepare`` and
-   training, unaligned) intersects the hole, resized to the model's side S.
+   training, unaligned) intersects the hole, resized to the model's side S. A face tilted more
+   than ``STRAIGHTEN_BEYOND`` degrees (the training augmentation's rotation range; a tilted head, a
+   sideways photo) gets the same square turned upright, and named regions are placed in that
+   upright frame.
 3. **Generate**: the hole is filled with uniform noise (the paper's z, from a seeded generator,
    so results are repeatable) and the generator predicts the image, parsing and landmarks.
 4. **Paste back** into the full-resolution photo: the completion is upsampled (cubic; when a
@@ -44,7 +47,7 @@ from collaface.blending import poisson_blend
 from collaface.config import ConfigError
 from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable, FaceAnnotator
-from collaface.data.crop import CropBox, crop_box_from_landmarks, crop_resize
+from collaface.data.crop import CropBox, crop_box_from_landmarks, crop_resize, straightened
 from collaface.data.labels import LABEL_COLORS, LANDMARK_NAMES
 from collaface.data.masks import REGIONS, apply_mask, region_mask
 from collaface.data.targets import heatmaps_to_landmarks, onehot_to_parsing
@@ -57,6 +60,7 @@ MASK_THRESHOLD = 127          # mask pixels brighter than this are hole
 MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
 BLEND_MODES = ("poisson", "none")
 BLEND_MARGIN = 4              # known pixels around the hole's box that the Poisson solve sees
+STRAIGHTEN_BEYOND = 10.0      # face roll (degrees) beyond which the crop turns upright: the training rotation range
 SMOOTH_FROM_SCALE = 2.0       # photo pixels per model pixel from which the fill is low-passed before upsampling
 BINOMIAL_3 = np.array([[0.25, 0.5, 0.25]], np.float32)  # zero gain at the model's Nyquist frequency
 WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
@@ -165,12 +169,22 @@ def whole_image_box(height: int, width: int) -> CropBox:
     return CropBox((width - side) / 2, (height - side) / 2, float(side))
 
 
-def box_pixels(box: CropBox, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """(rows, cols) slices of the photo pixels whose centres lie in the crop box (clipped)."""
-    x0, y0 = max(int(np.ceil(box.x0)), 0), max(int(np.ceil(box.y0)), 0)
-    x1 = min(int(np.ceil(box.x0 + box.side)), shape[1])
-    y1 = min(int(np.ceil(box.y0 + box.side)), shape[0])
-    return slice(y0, max(y1, y0)), slice(x0, max(x1, x0))
+def box_mask(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the photo pixels whose centres lie in the (turned) crop box."""
+    inside = np.zeros(shape, bool)
+    corners = box.corners()
+    x0, y0 = np.maximum(np.ceil(corners.min(0)).astype(int), 0)
+    x1, y1 = np.ceil(corners.max(0)).astype(int)
+    x1, y1 = min(x1, shape[1]), min(y1, shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return inside
+    if box.roll == 0:  # exact bounds: centre x in [x0, x0 + side)
+        inside[y0:y1, x0:x1] = True
+        return inside
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    crop = box.to_crop(np.stack([xs.ravel(), ys.ravel()], 1), 1)
+    inside[y0:y1, x0:x1] = ((crop >= 0) & (crop < 1)).all(1).reshape(xs.shape)
+    return inside
 
 
 # --------------------------------------------------------------------------- paste back
@@ -197,8 +211,9 @@ def paste_back(image: np.ndarray, hole: np.ndarray, crop_prediction: np.ndarray,
     x0, x1 = max(cols.min() - BLEND_MARGIN, 0), min(cols.max() + 1 + BLEND_MARGIN, width)
     size = crop_prediction.shape[0]
     scale = size / box.side
-    # photo pixel (x0 + u, y0 + v) -> crop pixel ((x0 + u - box.x0) * scale, ...), as crop_resize
-    matrix = np.array([[scale, 0, (x0 - box.x0) * scale], [0, scale, (y0 - box.y0) * scale]])
+    # photo pixel (x0 + u, y0 + v) -> crop pixel, as crop_resize
+    matrix = box.crop_from_source(size)
+    matrix[:, 2] += matrix[:, :2] @ [x0, y0]
     interp = cv2.INTER_CUBIC if scale < 1 else cv2.INTER_LINEAR
     if 1 / scale >= SMOOTH_FROM_SCALE:
         smoothed = cv2.sepFilter2D(crop_prediction.astype(np.float32), -1, BINOMIAL_3, BINOMIAL_3,
@@ -251,11 +266,12 @@ class FaceCompleter:
 
     model: exported model folder, run folder or ckpt-*.pt (None = the shipped weights, see
     :func:`default_model_dir`). device: auto, cpu, cuda or cuda:N. blend: poisson or none.
-    seed: seed of the noise that fills the hole (same seed, same result).
+    seed: seed of the noise that fills the hole (same seed, same result). straighten: turn the
+    crops of faces tilted beyond ``STRAIGHTEN_BEYOND`` degrees upright (False: the paper's crop).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
-                 blend: str = "poisson", seed: int = 0):
+                 blend: str = "poisson", seed: int = 0, straighten: bool = True):
         if blend not in BLEND_MODES:
             raise CompletionError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
         self.model_path = Path(model) if model is not None else default_model_dir()
@@ -268,6 +284,7 @@ class FaceCompleter:
         self.size = self.cfg.data.image_size
         self.blend = blend
         self.seed = seed
+        self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else 360.0
         self._detectors: dict[bool, FaceAnnotator] = {}
 
     def close(self) -> None:
@@ -291,8 +308,10 @@ class FaceCompleter:
         return self._detectors[thorough]
 
     def find_faces(self, image: np.ndarray, thorough: bool = False) -> list[_Face]:
-        """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first."""
-        return [_Face(crop_box_from_landmarks(a.landmarks), a.landmarks)
+        """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first; a face tilted
+        more than ``STRAIGHTEN_BEYOND`` degrees gets a box turned upright (unless straighten is off)."""
+        return [_Face(straightened(crop_box_from_landmarks(a.landmarks), a.landmarks, self.straighten_beyond),
+                      a.landmarks)
                 for a in self.detector(thorough).annotate(image)]
 
     # ------------------------------------------------------------------ one photo
@@ -321,7 +340,7 @@ class FaceCompleter:
             hole = np.zeros(shape, bool)
             for f in faces:
                 landmarks = f.detected if f.detected is not None else self._predict_landmarks(image, f.box, noise)
-                hole |= region_mask(region, landmarks, shape) > 0
+                hole |= region_hole(region, landmarks, f.box, shape)
             if not hole.any():
                 raise CompletionError(f"region {region!r} lies outside the photo")
         check_hole(hole, "hole")
@@ -329,15 +348,13 @@ class FaceCompleter:
             hole = _parts_touching(hole, faces[0].box)
             if not hole.any():
                 raise CompletionError(f"the hole does not touch face {face}'s crop")
-        selected = faces if face is not None else [f for f in faces if hole[box_pixels(f.box, shape)].any()]
+        selected = faces if face is not None else [f for f in faces if (hole & box_mask(f.box, shape)).any()]
         self._check_hole_fits(hole, selected, len(faces), no_detect)
 
         result, remaining, results = image, hole.copy(), []
         for f in selected:
             start = time.perf_counter()
-            face_hole = np.zeros(shape, bool)
-            inside = box_pixels(f.box, shape)
-            face_hole[inside] = remaining[inside]
+            face_hole = remaining & box_mask(f.box, shape)
             crop = crop_resize(result, f.box, self.size)
             crop_hole = crop_resize(face_hole.astype(np.float32), f.box, self.size) > 1e-3
             timings["blend"] += time.perf_counter() - start
@@ -414,10 +431,21 @@ class FaceCompleter:
         return box.to_source(heatmaps_to_landmarks(heatmaps).cpu().numpy(), self.size)
 
 
+def region_hole(region: str, landmarks: np.ndarray, box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool hole over a named region of the face with (5, 2) photo-pixel ``landmarks``;
+    placed in the face's upright frame when its crop ``box`` is turned."""
+    if box.roll == 0:
+        return region_mask(region, landmarks, shape) > 0
+    side = max(round(box.side), 1)  # the straightened crop at about one photo pixel per pixel
+    upright = region_mask(region, box.to_crop(landmarks, side), side)
+    return cv2.warpAffine(upright, box.crop_from_source(side), (shape[1], shape[0]),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
+
+
 def _parts_touching(hole: np.ndarray, box: CropBox) -> np.ndarray:
     """The connected parts (8-neighbour) of ``hole`` that have a pixel inside ``box``."""
     _, parts = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    inside = parts[box_pixels(box, hole.shape)]
+    inside = parts[box_mask(box, hole.shape)]
     return np.isin(parts, np.unique(inside[inside > 0]))
 
 
@@ -425,7 +453,7 @@ def _outside_faces(hole: np.ndarray, faces: list[_Face]) -> np.ndarray:
     """(H, W) bool: the hole pixels that lie in no face's crop box."""
     outside = hole.copy()
     for f in faces:
-        outside[box_pixels(f.box, hole.shape)] = False
+        outside[box_mask(f.box, hole.shape)] = False
     return outside
 
 
@@ -477,6 +505,7 @@ def landmarks_record(completion: Completion, source: str = "") -> dict:
                       "left/right = the image's left/right",
         "faces": [
             {"face": i, "crop_box": [round(face.box.x0, 2), round(face.box.y0, 2), round(face.box.side, 2)],
+             "crop_roll": round(face.box.roll, 2),
              "landmarks": points(face.landmarks), "detected_landmarks": points(face.detected)}
             for i, face in enumerate(completion.faces)
         ],

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -181,9 +182,10 @@ def box_mask(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
     if box.roll == 0:  # exact bounds: centre x in [x0, x0 + side)
         inside[y0:y1, x0:x1] = True
         return inside
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    crop = box.to_crop(np.stack([xs.ravel(), ys.ravel()], 1), 1)
-    inside[y0:y1, x0:x1] = ((crop >= 0) & (crop < 1)).all(1).reshape(xs.shape)
+    (ax, bx, cx), (ay, by, cy) = box.crop_from_source(1)  # crop (u, v) of photo pixel (x, y), in [0, 1)
+    xs, ys = np.arange(x0, x1, dtype=np.float64)[None], np.arange(y0, y1, dtype=np.float64)[:, None]
+    u, v = ax * xs + bx * ys + cx, ay * xs + by * ys + cy
+    inside[y0:y1, x0:x1] = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
     return inside
 
 
@@ -259,6 +261,7 @@ class Completion:
 class _Face:
     box: CropBox
     detected: np.ndarray | None
+    inside: np.ndarray  # (H, W) bool: box_mask(box, photo shape), computed once per face
 
 
 class FaceCompleter:
@@ -284,7 +287,7 @@ class FaceCompleter:
         self.size = self.cfg.data.image_size
         self.blend = blend
         self.seed = seed
-        self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else 360.0
+        self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else math.inf
         self._detectors: dict[bool, FaceAnnotator] = {}
 
     def close(self) -> None:
@@ -310,9 +313,11 @@ class FaceCompleter:
     def find_faces(self, image: np.ndarray, thorough: bool = False) -> list[_Face]:
         """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first; a face tilted
         more than ``STRAIGHTEN_BEYOND`` degrees gets a box turned upright (unless straighten is off)."""
-        return [_Face(straightened(crop_box_from_landmarks(a.landmarks), a.landmarks, self.straighten_beyond),
-                      a.landmarks)
-                for a in self.detector(thorough).annotate(image)]
+        faces = []
+        for found in self.detector(thorough).annotate(image):
+            box = straightened(crop_box_from_landmarks(found.landmarks), found.landmarks, self.straighten_beyond)
+            faces.append(_Face(box, found.landmarks, box_mask(box, image.shape[:2])))
+        return faces
 
     # ------------------------------------------------------------------ one photo
 
@@ -345,16 +350,16 @@ class FaceCompleter:
                 raise CompletionError(f"region {region!r} lies outside the photo")
         check_hole(hole, "hole")
         if face is not None:
-            hole = _parts_touching(hole, faces[0].box)
+            hole = _parts_touching(hole, faces[0].inside)
             if not hole.any():
                 raise CompletionError(f"the hole does not touch face {face}'s crop")
-        selected = faces if face is not None else [f for f in faces if (hole & box_mask(f.box, shape)).any()]
+        selected = faces if face is not None else [f for f in faces if (hole & f.inside).any()]
         self._check_hole_fits(hole, selected, len(faces), no_detect)
 
         result, remaining, results = image, hole.copy(), []
         for f in selected:
             start = time.perf_counter()
-            face_hole = remaining & box_mask(f.box, shape)
+            face_hole = remaining & f.inside
             crop = crop_resize(result, f.box, self.size)
             crop_hole = crop_resize(face_hole.astype(np.float32), f.box, self.size) > 1e-3
             timings["blend"] += time.perf_counter() - start
@@ -378,7 +383,8 @@ class FaceCompleter:
     def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
         """The candidate faces: whole photo, or detected (escalating to the tiled search)."""
         if no_detect:
-            faces = [_Face(whole_image_box(*image.shape[:2]), None)]
+            box = whole_image_box(*image.shape[:2])
+            faces = [_Face(box, None, box_mask(box, image.shape[:2]))]
         else:
             # A face index must number every face, so it takes the thorough search at once.
             faces = self.find_faces(image, thorough=face is not None)
@@ -442,18 +448,18 @@ def region_hole(region: str, landmarks: np.ndarray, box: CropBox, shape: tuple[i
                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
 
 
-def _parts_touching(hole: np.ndarray, box: CropBox) -> np.ndarray:
-    """The connected parts (8-neighbour) of ``hole`` that have a pixel inside ``box``."""
+def _parts_touching(hole: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The connected parts (8-neighbour) of ``hole`` that have a pixel in the (H, W) bool ``inside``."""
     _, parts = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
-    inside = parts[box_mask(box, hole.shape)]
-    return np.isin(parts, np.unique(inside[inside > 0]))
+    touching = parts[inside]
+    return np.isin(parts, np.unique(touching[touching > 0]))
 
 
 def _outside_faces(hole: np.ndarray, faces: list[_Face]) -> np.ndarray:
     """(H, W) bool: the hole pixels that lie in no face's crop box."""
     outside = hole.copy()
     for f in faces:
-        outside[box_mask(f.box, hole.shape)] = False
+        outside[f.inside] = False
     return outside
 
 

@@ -122,6 +122,10 @@ def merge_into_photo(photo: Image.Image, rgb: np.ndarray, where: np.ndarray, fmt
         mode = _MODE_FALLBACK[mode]
     if mode == "RGB":
         return Image.fromarray(rgb)
+    if mode == "RGBA":
+        pixels = np.asarray(photo.convert(mode)).copy()
+        pixels[where, :3] = rgb[where]
+        return Image.fromarray(pixels, mode)
     luma = np.asarray(Image.fromarray(rgb).convert("L"))  # exact on gray pixels (R = G = B)
     if mode == "L":
         return Image.fromarray(luma)
@@ -129,11 +133,8 @@ def merge_into_photo(photo: Image.Image, rgb: np.ndarray, where: np.ndarray, fmt
         deep = np.clip(np.asarray(photo, dtype=np.int64), 0, 65535).astype(np.uint16)
         deep[where] = luma[where].astype(np.uint16) * 257
         return Image.fromarray(deep)
-    pixels = np.asarray(photo.convert(mode)).copy()
-    if mode == "RGBA":
-        pixels[where, :3] = rgb[where]
-    else:  # LA
-        pixels[where, 0] = luma[where]
+    pixels = np.asarray(photo.convert(mode)).copy()  # LA
+    pixels[where, 0] = luma[where]
     return Image.fromarray(pixels, mode)
 
 

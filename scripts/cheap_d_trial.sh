@@ -15,7 +15,7 @@ MINUTES=${1:-100}
 DECAY=${2:-50}
 source scripts/recipe_settings.sh
 mkdir -p work/runs3
-collaface train default --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
+collaface train default_v1 --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs3/cheap_d > work/runs3/cheap_d.log 2>&1 &
 (
   FORK=work/runs3/cheap_d/checkpoints/ckpt-00003500.pt
@@ -23,7 +23,7 @@ collaface train default --data $DATA model.ndf=16 train.d_every=2 train.warmup_s
     while [ ! -f $FORK ]; do sleep 20; done
     mkdir -p work/runs3/cheap_d_w5500/checkpoints && cp $FORK work/runs3/cheap_d_w5500/checkpoints/
   fi
-  collaface train default --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=5500 \
+  collaface train default_v1 --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=5500 \
     "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs3/cheap_d_w5500 >> work/runs3/cheap_d_w5500.log 2>&1
 ) &
 collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out work/runs3/recon_only > work/runs3/recon_only.log 2>&1 &

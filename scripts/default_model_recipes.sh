@@ -14,7 +14,7 @@ MINUTES=${1:-100}
 DECAY=${2:-0}
 source scripts/recipe_settings.sh
 mkdir -p work/runs
-collaface train default --data $DATA "${COMMON[@]}" train.keep_checkpoints=60 \
+collaface train default_v1 --data $DATA "${COMMON[@]}" train.keep_checkpoints=60 \
   --out work/runs/default > work/runs/default.log 2>&1 &
 collaface train m_isd_star --data $DATA model.ngf=32 model.ndf=32 "${MASKS[@]}" "${COMMON[@]}" \
   --out work/runs/plain_m_isd_star > work/runs/plain_m_isd_star.log 2>&1 &

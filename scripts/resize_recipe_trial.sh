@@ -14,9 +14,9 @@ MINUTES=${1:-100}
 DECAY=${2:-50}
 source scripts/recipe_settings.sh
 mkdir -p work/runs2
-collaface train default --data $DATA model.upsample=resize model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
+collaface train default_v1 --data $DATA model.upsample=resize model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs2/candidate > work/runs2/candidate.log 2>&1 &
-collaface train default --data $DATA "${COMMON[@]}" --out work/runs2/default > work/runs2/default.log 2>&1 &
+collaface train default_v1 --data $DATA "${COMMON[@]}" --out work/runs2/default > work/runs2/default.log 2>&1 &
 collaface train "${RECON_ONLY[@]}" model.upsample=resize "${COMMON[@]}" \
   --out work/runs2/recon_only_resize > work/runs2/recon_only_resize.log 2>&1 &
 wait

@@ -16,7 +16,7 @@ ADV_I=${3:-0}
 OUT=${4:-work/runs5}
 source scripts/recipe_settings.sh
 mkdir -p $OUT
-collaface train default --data $DATA loss.adv_i=$ADV_I model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
+collaface train default_v1 --data $DATA loss.adv_i=$ADV_I model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out $OUT/tasks_adv >> $OUT/tasks_adv.log 2>&1 &
 collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out $OUT/recon_only >> $OUT/recon_only.log 2>&1 &
 wait

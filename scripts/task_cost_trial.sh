@@ -12,7 +12,7 @@ MINUTES=${1:-60}
 DECAY=${2:-30}
 source scripts/recipe_settings.sh
 mkdir -p work/runs4
-collaface train default --data $DATA loss.adv_i=0 loss.adv_s=0 loss.adv_d=0 train.warmup_steps=0 \
+collaface train default_v1 --data $DATA loss.adv_i=0 loss.adv_s=0 loss.adv_d=0 train.warmup_steps=0 \
   "${COMMON[@]}" --out work/runs4/recon_isd > work/runs4/recon_isd.log 2>&1 &
 collaface train "${RECON_ONLY[@]}" "${COMMON[@]}" --out work/runs4/recon_only > work/runs4/recon_only.log 2>&1 &
 wait

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from collaface.config import ConfigError, list_presets, load_config
+from collaface.config import ConfigError, list_presets, load_config, resolved_lambdas
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
 from collaface.losses import discriminator_loss, generator_loss
 from collaface.models import (
@@ -53,10 +53,10 @@ def test_generator_outputs_one_tensor_per_task(preset):
 def test_one_discriminator_per_task_with_patch_logits(preset):
     cfg = tiny_config(preset, 64)
     model = build_model(cfg)
-    assert list(model.discriminators) == cfg.model.tasks
+    assert list(model.discriminators) == cfg.model.tasks + cfg.model.components  # components: test_recipe
     batch = example_batch(cfg, 2, rng())
-    for task, disc in model.discriminators.items():
-        logits = disc(batch["masked"], batch["mask"], batch[TARGET_KEYS[task]])
+    for task in cfg.model.tasks:
+        logits = model.discriminators[task](batch["masked"], batch["mask"], batch[TARGET_KEYS[task]])[-1]
         assert logits.shape == (2, 1, patch_grid_size(64), patch_grid_size(64)) == (2, 1, 6, 6)
         assert torch.isfinite(logits).all()
 
@@ -79,16 +79,20 @@ def test_every_generator_parameter_gets_a_gradient(preset):
     _assert_all_have_gradients(model.generator, "generator")
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", [p for p in PRESETS if any(resolved_lambdas(load_config(p))[f"adv_{t}"]
+                                                                for t in load_config(p).model.tasks)])
 def test_every_discriminator_parameter_gets_a_gradient(preset):
     cfg = tiny_config(preset)
+    cfg.loss.gan = "bce"  # under the hinge loss the logit bias's gradient is exactly 0 while all logits are in (-1, 1)
     model = build_model(cfg)
     batch = example_batch(cfg, 2, rng())
     total, _ = discriminator_loss(model(batch["masked"], batch["mask"]), batch, model.discriminators, cfg)
     assert torch.isfinite(total)
     total.backward()
-    for task, disc in model.discriminators.items():
-        _assert_all_have_gradients(disc, f"D_{task}")
+    weights = resolved_lambdas(cfg)
+    for name, disc in model.discriminators.items():
+        if weights.get(f"adv_{name}", cfg.loss.adv_components):  # a D whose terms are off is not trained
+            _assert_all_have_gradients(disc, f"D_{name}")
     assert all(p.grad is None for p in model.generator.parameters()), "the D loss reached the generator"
 
 
@@ -101,7 +105,7 @@ def test_image_sizes_set_the_depth_and_shapes(size):
     model.eval()
     with torch.no_grad():
         outputs = model(batch["masked"], batch["mask"])
-        logits = model.discriminators["i"](batch["masked"], batch["mask"], outputs["i"])
+        logits = model.discriminators["i"](batch["masked"], batch["mask"], outputs["i"])[-1]
     assert {t: tuple(o.shape) for t, o in outputs.items()} == {
         t: (1, CHANNELS[t], size, size) for t in ("i", "s", "d")
     }
@@ -123,7 +127,7 @@ def test_mask_channel_is_fed_to_generator_and_discriminators():
     cfg = tiny_config("m_isd", 32, "model.mask_channel=true")
     model = build_model(cfg)
     assert model.generator.encoder[0][0].in_channels == 4
-    assert model.discriminators["s"].net[0].in_channels == 4 + NUM_CLASSES
+    assert model.discriminators["s"].net[0][0].in_channels == 4 + NUM_CLASSES
     batch = example_batch(cfg, 2, rng())
     outputs = model(batch["masked"], batch["mask"])
     changed = model(batch["masked"], 1 - batch["mask"])

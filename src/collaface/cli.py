@@ -55,6 +55,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from collaface.training import checkpoint
 
     source = Path(args.checkpoint)
+    if args.alpha != 1.0 and not args.interpolate:
+        raise cfgmod.ConfigError("--alpha needs --interpolate START_MODEL")
     if args.average_last:
         if not source.is_dir():
             raise checkpoint.CheckpointError(f"{source}: --average-last needs a run folder or checkpoints folder")
@@ -64,6 +66,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         path, state = checkpoint.resolve_checkpoint(source)
         what = f"generator of {path} (step {state['step']})"
+    if args.interpolate:
+        _, start = checkpoint.load_generator(Path(args.interpolate))
+        state = checkpoint.interpolate_generators(state, start.state_dict(), args.alpha, str(args.interpolate))
+        what += f" interpolated with {args.interpolate} at alpha {args.alpha}"
     out = checkpoint.export_generator(state, Path(args.out), half=args.half)
     print(f"exported {what} to {out}")
     return 0
@@ -143,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average-last", type=int, default=0, metavar="N",
                    help="export the mean generator of the run's newest N checkpoints (checkpoint averaging: "
                         "smoother fills, higher PSNR, less sharp; config.json lists the steps)")
+    p.add_argument("--interpolate", metavar="START_MODEL",
+                   help="network interpolation (ESRGAN): export (1 - alpha) x START_MODEL + alpha x this generator, "
+                        "START_MODEL being the model the run was fine-tuned from (exported folder, run or checkpoint)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="with --interpolate: the point between START_MODEL (0) and this generator (1); default 1")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(

@@ -18,7 +18,7 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "configs"
 TASKS = ("i", "s", "d")
-TRAIN_MASK_KINDS = ("block", "pattern", "noise", "freeform")
+TRAIN_MASK_KINDS = ("block", "pattern", "noise", "freeform", "region")
 
 
 class ConfigError(ValueError):
@@ -46,6 +46,7 @@ class MaskConfig:
     pattern_missing: float = 0.25
     noise_missing: float = 0.8
     freeform_area: tuple[float, float] = (0.1, 0.5)
+    region_jitter: float = 0.2   # "region" kind: face-region boxes scaled and shifted by up to this fraction
 
 
 @dataclass
@@ -70,6 +71,9 @@ class ModelConfig:
     ndf: int = 64                # discriminator width
     mask_channel: bool = False   # also feed the hole mask to G (the paper does not)
     upsample: str = "transpose"  # G's decoder: transpose (paper: 4x4 stride-2) | resize (nearest x2 + 3x3 conv)
+    mirror_input: bool = False   # also feed G the horizontally flipped input (the face's other half)
+    spectral_norm: bool = False  # spectral normalisation on every discriminator conv (BatchNorm dropped)
+    components: list[str] = field(default_factory=list)  # component discriminators: left_eye, right_eye, mouth
 
 
 @dataclass
@@ -83,6 +87,9 @@ class LossConfig:
     rec_i: float | None = None
     rec_s: float | None = None
     rec_d: float | None = None
+    gan: str = "bce"             # bce (the paper's log D) | hinge
+    adv_components: float = 0.0  # weight of the component discriminators' adversarial terms
+    feature_matching: float = 0.0  # weight of the L1 between D features of real and completed (pix2pixHD)
 
 
 @dataclass
@@ -111,6 +118,9 @@ class BaselineConfig:
 
 
 ARCHS = ("collagan", "ce", "gfc", "sii")
+COMPONENTS = ("left_eye", "right_eye", "mouth")  # component discriminators' regions
+D_AUGMENTS = ("translation", "cutout")
+GAN_LOSSES = ("bce", "hinge")
 UPSAMPLES = ("transpose", "resize")  # generator decoder: transposed convs (paper) or nearest x2 + conv
 
 
@@ -136,6 +146,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     max_nonfinite: int = 10
+    init_from: str = ""          # new run: start the generator from this exported model / run / checkpoint
+    ema: float = 0.0             # decay of an exponential moving average of G's weights (0 = off); exported
+    d_augment: list[str] = field(default_factory=list)  # DiffAugment on every D input: translation, cutout
 
 
 @dataclass
@@ -380,6 +393,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.masks.pattern_missing/noise_missing: fractions in (0, 1)")
     if not (0 <= k.freeform_area[0] < k.freeform_area[1] <= 1):
         raise ConfigError("data.masks.freeform_area: need 0 <= min < max <= 1")
+    if not (0 <= k.region_jitter < 1):
+        raise ConfigError("data.masks.region_jitter: a fraction in [0, 1)")
     if not (0 < k.block_size < 128):
         raise ConfigError("data.masks.block_size: must be in (0, 128) (pixels at 128 px)")
     if not m.tasks or len(set(m.tasks)) != len(m.tasks) or any(x not in TASKS for x in m.tasks):
@@ -392,10 +407,23 @@ def validate(cfg: Config) -> None:
     if m.upsample not in UPSAMPLES:
         raise ConfigError(f"model.upsample: {m.upsample!r} is not one of {', '.join(UPSAMPLES)}")
     if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel
-                                 or m.upsample != "transpose"):
+                                 or m.upsample != "transpose" or m.mirror_input or m.components
+                                 or m.spectral_norm):
         raise ConfigError(f"model.arch {m.arch}: a baseline completes images only with its own network "
                           "(model.tasks [i], loss.concentrated false, model.mask_channel false, "
-                          "model.upsample transpose)")
+                          "model.upsample transpose, model.mirror_input false, no model.components, "
+                          "model.spectral_norm false)")
+    if len(set(m.components)) != len(m.components) or any(c not in COMPONENTS for c in m.components):
+        raise ConfigError(f"model.components: {m.components} must be distinct among {', '.join(COMPONENTS)}")
+    if m.components and not {"i", "d"} <= set(m.tasks):
+        raise ConfigError("model.components: component discriminators need tasks i and d (landmarks place them)")
+    lc = cfg.loss
+    if lc.gan not in GAN_LOSSES:
+        raise ConfigError(f"loss.gan: {lc.gan!r} is not one of {', '.join(GAN_LOSSES)}")
+    if lc.adv_components < 0 or lc.feature_matching < 0:
+        raise ConfigError("loss.adv_components and loss.feature_matching must be >= 0")
+    if lc.adv_components and not m.components:
+        raise ConfigError("loss.adv_components: set model.components (which regions get a discriminator)")
     b = cfg.baseline
     if min(b.ce_rec, b.ce_adv, b.gfc_rec, b.gfc_adv_local, b.gfc_adv_global, b.gfc_parsing, b.sii_prior) < 0:
         raise ConfigError("baseline: loss weights must be >= 0")
@@ -430,5 +458,9 @@ def validate(cfg: Config) -> None:
     for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "max_nonfinite", "d_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name}: must be >= 1")
+    if not (0 <= t.ema < 1):
+        raise ConfigError("train.ema: a decay in [0, 1) (0 = no moving average)")
+    if any(a not in D_AUGMENTS for a in t.d_augment):
+        raise ConfigError(f"train.d_augment: {t.d_augment} must be among {', '.join(D_AUGMENTS)}")
     if cfg.eval.batch_size < 1 or cfg.eval.bootstrap < 0:
         raise ConfigError("eval.batch_size must be >= 1 and eval.bootstrap >= 0")

@@ -20,6 +20,11 @@ the ground truth (equation 5 writes ``x * M`` with M = 1 on known pixels, where 
 both the generator and the discriminator phase; and the image L1 (equation 6) is taken over the
 hole only, normalised by the number of hole values so lambda_rec_i keeps the per-pixel scale of
 the plain L1.
+
+Beyond the paper (the default recipe): ``loss.gan = "hinge"``, component discriminators on the
+eyes and mouth of the composite (``model.components``, ``loss.adv_components``; crops placed from
+the batch's ``landmarks`` (B,5,2)), pix2pixHD feature matching (``loss.feature_matching``) and
+DiffAugment on every discriminator input (the ``augment`` argument).
 """
 
 from __future__ import annotations
@@ -30,16 +35,45 @@ from torch import nn
 
 from collaface.config import Config, resolved_lambdas
 from collaface.data.masks import composite
+from collaface.models.components import component_crops
+from collaface.models.discriminator import Augment
 from collaface.models.generator import TARGET_KEYS
+
+MIN_COMPONENT_HOLE = 0.1  # hole fraction of a component crop from which its discriminator judges it
 
 Batch = dict[str, torch.Tensor]    # keys above
 Metrics = dict[str, torch.Tensor]  # name -> detached 0-dim tensor
 
 
-def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """BCE-with-logits of a patch logit map against all-real (1) or all-fake (0), averaged."""
-    labels = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return F.binary_cross_entropy_with_logits(logits, labels)
+def gan_loss(logits: torch.Tensor, real: bool, kind: str = "bce", generator: bool = False,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+    """GAN loss of logits (B,...) (a patch map or one per image) against all-real or all-fake, averaged.
+
+    kind "bce": BCE-with-logits (the paper's log D; the generator's non-saturating form is the
+    "real" label). kind "hinge": D minimises relu(1 - D(real)) and relu(1 + D(fake)); G, passed as
+    ``generator=True``, minimises -D(fake). ``weights`` (B,) averages per sample with those weights.
+    """
+    if kind == "hinge":
+        per_value = -logits if generator else F.relu(1 - logits if real else 1 + logits)
+    else:
+        labels = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        per_value = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return _weighted_mean(per_value.reshape(len(per_value), -1).mean(1), weights)
+
+
+def _weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B,) values, weighted by (B,) ``weights`` (0 when they are all 0)."""
+    if weights is None:
+        return per_sample.mean()
+    return (per_sample * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor],
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """pix2pixHD's feature-matching term: mean over D's hidden layers (all outputs but the last,
+    the logits) of the L1 between the activations of the real (detached) and generated inputs."""
+    terms = [_weighted_mean((f - r.detach()).abs().flatten(1).mean(1), weights) for r, f in zip(real[:-1], fake[:-1])]
+    return torch.stack(terms).mean()
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -71,33 +105,84 @@ def _check_tasks(outputs: dict[str, torch.Tensor], cfg: Config) -> None:
     assert list(outputs) == cfg.model.tasks, f"outputs {list(outputs)} != model.tasks {cfg.model.tasks}"
 
 
+def judge_pair(disc: nn.Module, condition: tuple[torch.Tensor, ...], real: torch.Tensor, fake: torch.Tensor,
+               augment: Augment | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``disc``'s outputs (hidden activations, then logits) for the real and the generated sample
+    of every face, from one forward of both stacked: the same weights (a spectrally normalised D
+    updates its estimate at every training forward) and the same augmentation per face."""
+    outputs = disc(*(torch.cat([c, c]) for c in condition), torch.cat([real, fake]), augment=augment, repeats=2)
+    halves = [o.chunk(2) for o in outputs]
+    return [h[0] for h in halves], [h[1] for h in halves]
+
+
+def component_inputs(name: str, sample: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mask crop, image crop, per-sample weight) of component ``name`` for the judged image
+    ``sample`` (B,3,S,S). A sample counts (weight 1) when its landmarks are known and the hole
+    covers at least MIN_COMPONENT_HOLE of the crop: elsewhere real and generated crops are equal."""
+    landmarks = batch["landmarks"]
+    mask_crop = component_crops(batch["mask"], landmarks, name)
+    known = torch.isfinite(landmarks).flatten(1).all(1)
+    weights = (known & (mask_crop.flatten(1).mean(1) >= MIN_COMPONENT_HOLE)).float()
+    return mask_crop, component_crops(sample, landmarks, name), weights
+
+
 def generator_loss(
     outputs: dict[str, torch.Tensor],
     batch: Batch,
     discriminators: nn.ModuleDict,
     cfg: Config,
     adversarial: bool = True,
+    augment: Augment | None = None,
 ) -> tuple[torch.Tensor, Metrics]:
-    """sum_t lambda_adv_t * BCE(D_t(x, fake_t), real) + lambda_rec_t * L_rec_t.
+    """sum_t lambda_adv_t * L_G(D_t(x, fake_t)) + lambda_rec_t * L_rec_t, plus, when adversarial,
+    ``loss.adv_components`` x the component discriminators' terms and ``loss.feature_matching``
+    x the feature-matching L1 of every discriminator in use.
 
     outputs: generator outputs {task: (B,C_t,S,S)} (not detached). ``adversarial=False`` keeps
-    the reconstruction terms only (warm-up). Freezing the discriminators' parameters during this
-    backward is the training loop's job."""
+    the reconstruction terms only (warm-up). ``augment``: DiffAugment on every D input. Freezing
+    the discriminators' parameters during this backward is the training loop's job."""
     _check_tasks(outputs, cfg)
     weights = resolved_lambdas(cfg)
+    loss_cfg = cfg.loss
     metrics: Metrics = {}
     total = batch["image"].new_zeros(())
+    matching: list[torch.Tensor] = []
     for task, pred in outputs.items():
         terms = {}
         if adversarial and weights[f"adv_{task}"]:
             fake = judged_sample(task, pred, batch, cfg)
-            logits = discriminators[task](batch["masked"], batch["mask"], fake)
-            terms[f"adv_{task}"] = gan_loss(logits, real=True)
+            condition = (batch["masked"], batch["mask"])
+            if loss_cfg.feature_matching:
+                real = batch[TARGET_KEYS[task]]
+                real_out, fake_out = judge_pair(discriminators[task], condition, real, fake, augment)
+                matching.append(feature_matching(real_out, fake_out))
+            else:
+                fake_out = discriminators[task](*condition, fake, augment=augment)
+            terms[f"adv_{task}"] = gan_loss(fake_out[-1], True, loss_cfg.gan, generator=True)
         if weights[f"rec_{task}"]:
             terms[f"rec_{task}"] = _reconstruction(task, pred, batch, cfg)
         for name, value in terms.items():
             total = total + weights[name] * value
             metrics[f"g/{name}"] = value.detach()
+    if adversarial and loss_cfg.adv_components:
+        completed = composite(outputs["i"], batch["image"], batch["mask"])
+        adv_terms = []
+        for name in cfg.model.components:
+            mask_crop, fake_crop, w = component_inputs(name, completed, batch)
+            if loss_cfg.feature_matching:
+                real_crop = component_crops(batch["image"], batch["landmarks"], name)
+                real_out, fake_out = judge_pair(discriminators[name], (mask_crop,), real_crop, fake_crop, augment)
+                matching.append(feature_matching(real_out, fake_out, w))
+            else:
+                fake_out = discriminators[name](mask_crop, fake_crop, augment=augment)
+            adv_terms.append(gan_loss(fake_out[-1], True, loss_cfg.gan, generator=True, weights=w))
+        value = torch.stack(adv_terms).mean()
+        total = total + loss_cfg.adv_components * value
+        metrics["g/adv_components"] = value.detach()
+    if matching:
+        value = torch.stack(matching).mean()
+        total = total + loss_cfg.feature_matching * value
+        metrics["g/feature_matching"] = value.detach()
     metrics["g/total"] = total.detach()
     return total, metrics
 
@@ -107,23 +192,38 @@ def discriminator_loss(
     batch: Batch,
     discriminators: nn.ModuleDict,
     cfg: Config,
+    augment: Augment | None = None,
 ) -> tuple[torch.Tensor, Metrics]:
-    """sum_t 0.5 * (BCE(D_t(x, y_t), real) + BCE(D_t(x, fake_t), fake)), over tasks with a
-    nonzero adversarial weight (lambda_adv weighs the generator's terms only; the 0.5 is
-    pix2pix's). Outputs are detached here, so no gradient reaches the generator."""
+    """sum_t 0.5 * (L_D(D_t(x, y_t), real) + L_D(D_t(x, fake_t), fake)) over tasks with a nonzero
+    adversarial weight (lambda_adv weighs the generator's terms only; the 0.5 is pix2pix's), plus
+    the same for every component discriminator when ``loss.adv_components`` is on. Outputs are
+    detached here, so no gradient reaches the generator. ``augment``: DiffAugment on every D input."""
     _check_tasks(outputs, cfg)
     weights = resolved_lambdas(cfg)
+    kind = cfg.loss.gan
     metrics: Metrics = {}
     total = batch["image"].new_zeros(())
+    judged = []  # (name, real logits, fake logits, per-sample weights)
     for task, pred in outputs.items():
         if not weights[f"adv_{task}"]:
             continue
-        disc = discriminators[task]
+        disc, condition = discriminators[task], (batch["masked"], batch["mask"])
         fake = judged_sample(task, pred.detach(), batch, cfg)
-        real_loss = gan_loss(disc(batch["masked"], batch["mask"], batch[TARGET_KEYS[task]]), real=True)
-        fake_loss = gan_loss(disc(batch["masked"], batch["mask"], fake), real=False)
+        real_logits = disc(*condition, batch[TARGET_KEYS[task]], augment=augment)[-1]
+        judged.append((task, real_logits, disc(*condition, fake, augment=augment)[-1], None))
+    if cfg.loss.adv_components:
+        completed = composite(outputs["i"].detach(), batch["image"], batch["mask"])
+        for name in cfg.model.components:
+            mask_crop, fake_crop, w = component_inputs(name, completed, batch)
+            real_crop = component_crops(batch["image"], batch["landmarks"], name)
+            disc = discriminators[name]
+            real_logits = disc(mask_crop, real_crop, augment=augment)[-1]
+            judged.append((name, real_logits, disc(mask_crop, fake_crop, augment=augment)[-1], w))
+    for name, real_logits, fake_logits, w in judged:
+        real_loss = gan_loss(real_logits, True, kind, weights=w)
+        fake_loss = gan_loss(fake_logits, False, kind, weights=w)
         total = total + 0.5 * (real_loss + fake_loss)
-        metrics[f"d/real_{task}"] = real_loss.detach()
-        metrics[f"d/fake_{task}"] = fake_loss.detach()
+        metrics[f"d/real_{name}"] = real_loss.detach()
+        metrics[f"d/fake_{name}"] = fake_loss.detach()
     metrics["d/total"] = total.detach()
     return total, metrics

@@ -116,7 +116,7 @@ class FaceDataset(Dataset):
         image, parsing, landmarks = transforms.warp_sample(raw.image, raw.parsing, raw.landmarks, params, size)
 
         if self.mask_kind == "train":
-            hole, fill = masks.sample_train_mask(self.cfg.masks, size, rng)
+            hole, fill = masks.sample_train_mask(self.cfg.masks, size, rng, landmarks)
         else:
             hole, fill = self._eval_mask(index, landmarks)
         noise_seed = int(rng.integers(2**62)) if self.mask_kind == "train" else int(

@@ -30,6 +30,7 @@ MASK_FILL: dict[str, str] = {
     "noise": "noise",
     "freeform": "noise",
     "occlusion": "noise",
+    "region": "noise",
 }
 FILLS = ("noise", "zeros")
 MIN_SIZE = 16
@@ -175,10 +176,13 @@ def freeform_mask(
     raise ValueError(f"no free-form mask with hole fraction in {area} after {FREEFORM_MAX_STROKES} strokes")
 
 
-def sample_train_mask(cfg: MaskConfig, size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def sample_train_mask(cfg: MaskConfig, size: int, rng: np.random.Generator,
+                      landmarks: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """One training mask of a kind drawn by ``cfg.weights``. -> ((H, W) mask, fill "noise"|"zeros").
 
-    ``cfg.block_size`` is given at 128 px and scaled by ``size / 128``.
+    ``cfg.block_size`` is given at 128 px and scaled by ``size / 128``. The "region" kind needs
+    the face's (5, 2) ``landmarks`` at ``size``; without them (or with unusable ones) it draws a
+    block instead.
     """
     if len(cfg.kinds) != len(cfg.weights) or not cfg.kinds:
         raise ValueError("MaskConfig needs one weight per kind and at least one kind")
@@ -192,8 +196,12 @@ def sample_train_mask(cfg: MaskConfig, size: int, rng: np.random.Generator) -> t
         mask = noise_mask(size, rng, cfg.noise_missing)
     elif kind == "freeform":
         mask = freeform_mask(size, rng, cfg.freeform_area)
+    elif kind == "region":
+        mask = jittered_region_mask(landmarks, size, rng, cfg.region_jitter)
+        if mask is None:
+            mask = block_mask(size, rng, max(1, round(cfg.block_size * size / REFERENCE_SIZE)))
     else:
-        raise ValueError(f"unknown mask kind {kind!r}; choose from block, pattern, noise, freeform")
+        raise ValueError(f"unknown mask kind {kind!r}; choose from block, pattern, noise, freeform, region")
     return mask, MASK_FILL[kind]
 
 
@@ -279,6 +287,29 @@ def region_mask(name: str, landmarks: np.ndarray, size: int | tuple[int, int]) -
         left, right = (_rectangle(boxes[eye], height, width) for eye in ("left-eye", "right-eye"))
         return np.maximum(left, right)
     return _rectangle(boxes[name], height, width)
+
+
+def jittered_region_mask(landmarks: np.ndarray | None, size: int, rng: np.random.Generator,
+                         jitter: float) -> np.ndarray | None:
+    """A random face region of :data:`REGIONS` (what people hide: an eye, the eyes, the mouth, a
+    half) with its box scaled by up to 1 +/- ``jitter`` per side and shifted by up to ``jitter`` of
+    its size. -> (size, size) mask, or None when ``landmarks`` are missing or degenerate."""
+    if landmarks is None or not np.isfinite(landmarks).all():
+        return None
+    name = REGIONS[int(rng.integers(len(REGIONS)))]
+    try:
+        boxes = region_boxes(landmarks)
+    except ValueError:
+        return None
+    parts = ("left-eye", "right-eye") if name == "eyes" else (name,)
+    mask = np.zeros((size, size), np.float32)
+    for part in parts:
+        x0, y0, x1, y1 = boxes[part]
+        w, h = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2 + rng.uniform(-jitter, jitter) * w, (y0 + y1) / 2 + rng.uniform(-jitter, jitter) * h
+        w, h = w * rng.uniform(1 - jitter, 1 + jitter), h * rng.uniform(1 - jitter, 1 + jitter)
+        mask = np.maximum(mask, _rectangle((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), size, size))
+    return mask if mask.any() else None
 
 
 def occlusion_mask(kind: str, landmarks: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from collaface.config import Config
 from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
 from collaface.data.masks import composite
 from collaface.models.ce import ContextEncoder
+from collaface.models.components import CROP_SIZE, ComponentDiscriminator
 from collaface.models.dcgan import DCGANDiscriminator
 from collaface.models.discriminator import PatchDiscriminator
 from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator
@@ -17,6 +19,8 @@ from collaface.models.gfc import GFCGenerator
 from collaface.models.sii import SIICompleter
 
 INIT_STD = 0.02
+# left eye, right eye, nose, mouth corners of a typical face in a 128-px crop (x, y)
+TYPICAL_LANDMARKS = torch.tensor([[44.0, 52.0], [84.0, 52.0], [64.0, 72.0], [48.0, 92.0], [80.0, 92.0]])
 
 
 class CollaGAN(nn.Module):
@@ -26,7 +30,8 @@ class CollaGAN(nn.Module):
     Attributes:
         generator: the completion network, ``generator(masked, mask) -> {task: output}``
             (UNetGenerator, ContextEncoder, GFCGenerator or SIICompleter); ``model(masked, mask)`` calls it.
-        discriminators: nn.ModuleDict; collaGAN: task -> PatchDiscriminator in i, s, d order;
+        discriminators: nn.ModuleDict; collaGAN: task -> PatchDiscriminator in i, s, d order,
+            then component -> ComponentDiscriminator for ``model.components``;
             CE: {"i"}; GFC: {"global", "local", "parser"}; SII: {"i": the completer's netD}.
     """
 
@@ -41,10 +46,12 @@ class CollaGAN(nn.Module):
 
 
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """DCGAN/pix2pix init: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
+    """DCGAN/pix2pix init: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0
+    (a spectrally normalised conv gets the init on its raw weight)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, INIT_STD, generator=generator)
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            nn.init.normal_(weight, 0.0, INIT_STD, generator=generator)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, INIT_STD, generator=generator)
         else:
@@ -65,7 +72,8 @@ def _generator(cfg: Config) -> nn.Module:
         return GFCGenerator(size, m.ngf)
     if m.arch == "sii":
         return SIICompleter(size, m.ngf, m.ndf, cfg.baseline)
-    return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel, upsample=m.upsample)
+    return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel, upsample=m.upsample,
+                         mirror_input=m.mirror_input)
 
 
 def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
@@ -78,7 +86,12 @@ def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
                 "parser": UNetGenerator(size, ["s"], ngf=m.ngf)}
     if m.arch == "sii":
         return {"i": generator.netD}
-    return {t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel) for t in m.tasks}
+    discriminators: dict[str, nn.Module] = {
+        t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel, spectral_norm=m.spectral_norm)
+        for t in m.tasks
+    }
+    discriminators.update({c: ComponentDiscriminator(m.ndf, m.spectral_norm) for c in m.components})
+    return discriminators
 
 
 def build_generator(cfg: Config) -> nn.Module:
@@ -103,7 +116,8 @@ def example_batch(
 ) -> dict[str, torch.Tensor]:
     """A random batch with the keys, shapes and ranges the model and losses expect (for tests,
     cost counts and benchmarks): masked/image (B,3,S,S) in [-1,1], mask (B,1,S,S) in {0,1} with
-    1 = hole, parsing_onehot (B,11,S,S) in {-1,1}, heatmaps (B,5,S,S) in [-1,1]."""
+    1 = hole, parsing_onehot (B,11,S,S) in {-1,1}, heatmaps (B,5,S,S) in [-1,1], landmarks (B,5,2)
+    jittered around a typical face's points."""
     size, g = cfg.data.image_size, generator
     image = torch.rand(batch_size, 3, size, size, generator=g) * 2 - 1
     mask = (torch.rand(batch_size, 1, size, size, generator=g) < 0.5).float()
@@ -116,6 +130,7 @@ def example_batch(
         "image": image,
         "parsing_onehot": onehot,
         "heatmaps": torch.rand(batch_size, NUM_LANDMARKS, size, size, generator=g) * 2 - 1,
+        "landmarks": (TYPICAL_LANDMARKS + torch.rand(batch_size, NUM_LANDMARKS, 2, generator=g) * 6 - 3) * size / 128,
     }
 
 
@@ -165,6 +180,8 @@ def model_costs(model: CollaGAN, cfg: Config) -> dict[str, dict[str, int]]:
     for name, net in model.discriminators.items():
         if isinstance(net, PatchDiscriminator):
             inputs = (image, mask, batch[TARGET_KEYS[name]])
+        elif isinstance(net, ComponentDiscriminator):
+            inputs = (torch.zeros(1, 1, CROP_SIZE, CROP_SIZE), torch.zeros(1, 3, CROP_SIZE, CROP_SIZE))
         elif isinstance(net, DCGANDiscriminator):
             inputs = (nn.functional.interpolate(image, size=net.image_size),)
         else:

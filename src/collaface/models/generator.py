@@ -74,10 +74,12 @@ class UNetGenerator(nn.Module):
         ngf: width of the first layer.
         mask_channel: feed the hole mask as a fourth input channel.
         upsample: "transpose" (the paper's 4x4 stride-2 transposed convs) or "resize".
+        mirror_input: also feed the horizontally flipped input (image and mask): on a roughly
+            frontal face the hidden eye's twin then sits at the same pixels in the extra channels.
     """
 
     def __init__(self, image_size: int, tasks: list[str], ngf: int = 64, mask_channel: bool = False,
-                 upsample: str = "transpose"):
+                 upsample: str = "transpose", mirror_input: bool = False):
         super().__init__()
         num_downs = int(math.log2(image_size))
         if 2**num_downs != image_size or num_downs < 2:
@@ -90,10 +92,11 @@ class UNetGenerator(nn.Module):
         self.image_size = image_size
         self.tasks = [t for t in TASK_CHANNELS if t in tasks]
         self.mask_channel = mask_channel
+        self.mirror_input = mirror_input
         self.num_downs = num_downs
 
         widths = [ngf * min(2**k, MAX_WIDTH_MULT) for k in range(num_downs)]
-        in_ch = IMAGE_CHANNELS + int(mask_channel)
+        in_ch = (IMAGE_CHANNELS + int(mask_channel)) * (2 if mirror_input else 1)
         self.encoder = nn.ModuleList(
             _down(c_in, c_out, norm=k < num_downs - 1)
             for k, (c_in, c_out) in enumerate(zip([in_ch] + widths[:-1], widths))
@@ -116,6 +119,8 @@ class UNetGenerator(nn.Module):
         size = self.image_size
         assert masked.shape[-2:] == (size, size), f"expected {size}x{size} input, got {tuple(masked.shape)}"
         h = conditioning_input(masked, mask, self.mask_channel)
+        if self.mirror_input:
+            h = torch.cat([h, h.flip(-1)], dim=1)
         skips = []
         for layer in self.encoder:
             h = layer(h)

@@ -8,6 +8,9 @@ it; :func:`load_latest` then falls back to the newest older checkpoint that load
 
 A released model (``collaface export``) is a folder with ``generator.safetensors`` and
 ``config.json``: enough to rebuild the generator without the training code's optimiser state.
+When a run keeps a moving average of the generator (``train.ema``), its checkpoints hold it as
+``generator_ema`` beside the raw ``generator``, and everything that releases or evaluates a
+generator takes the average (:func:`released_weights`).
 """
 
 from __future__ import annotations
@@ -106,6 +109,11 @@ def resolve_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> 
     return found
 
 
+def released_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The generator weights a checkpoint releases: the moving average when the run kept one."""
+    return state.get("generator_ema") or state["generator"]
+
+
 def average_generators(folder: Path, count: int) -> dict[str, Any]:
     """State of the newest checkpoint in ``folder`` with its generator replaced by the mean over
     the newest ``count`` loadable checkpoints (float tensors, BatchNorm running statistics
@@ -125,7 +133,7 @@ def average_generators(folder: Path, count: int) -> dict[str, Any]:
         elif state["config"]["model"] != newest["config"]["model"]:
             raise CheckpointError(f"{path}: describes another model than {folder}'s newest checkpoint; "
                                   "cannot average them")
-        for name, tensor in state["generator"].items():
+        for name, tensor in released_weights(state).items():
             if tensor.is_floating_point():
                 totals[name] = totals.get(name, 0) + tensor.double()
         steps.append(state["step"])
@@ -135,8 +143,27 @@ def average_generators(folder: Path, count: int) -> dict[str, Any]:
         raise CheckpointError(f"{folder}: {len(steps)} loadable checkpoints, cannot average the newest {count} "
                               "(keep more with train.keep_checkpoints)")
     averaged = {name: (totals[name] / count).to(tensor.dtype) if name in totals else tensor
-                for name, tensor in newest["generator"].items()}
-    return {**newest, "generator": averaged, "averaged_steps": sorted(steps)}
+                for name, tensor in released_weights(newest).items()}
+    rest = {key: value for key, value in newest.items() if key != "generator_ema"}
+    return {**rest, "generator": averaged, "averaged_steps": sorted(steps)}
+
+
+def interpolate_generators(state: dict[str, Any], start: dict[str, torch.Tensor], alpha: float,
+                           start_name: str) -> dict[str, Any]:
+    """Network interpolation (ESRGAN): ``state`` with its released generator replaced by
+    (1 - alpha) * ``start`` + alpha * its own weights, float tensors only (BatchNorm statistics
+    included; integer buffers from ``state``). ``start``: the weights the run was fine-tuned from
+    (e.g. the reconstruction-only generator); alpha 0 gives them, 1 the run's own."""
+    if not 0 <= alpha <= 1:
+        raise CheckpointError(f"--alpha must be in [0, 1], got {alpha}")
+    own = released_weights(state)
+    if own.keys() != start.keys() or any(own[k].shape != start[k].shape for k in own):
+        raise CheckpointError(f"{start_name}: its generator does not have the same layers as the exported one; "
+                              "interpolation needs the model the run was fine-tuned from")
+    mixed = {k: torch.lerp(start[k].double(), v.double(), alpha).to(v.dtype) if v.is_floating_point() else v
+             for k, v in own.items()}
+    rest = {key: value for key, value in state.items() if key != "generator_ema"}
+    return {**rest, "generator": mixed, "interpolation": {"from": start_name, "alpha": alpha}}
 
 
 def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -> Path:
@@ -147,15 +174,18 @@ def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {
         k: (v.half() if half and v.is_floating_point() else v).contiguous()
-        for k, v in state["generator"].items()
+        for k, v in released_weights(state).items()
     }
     tmp = out_dir / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
     save_file(tensors, str(tmp), metadata={"format": "collaface-generator", "step": str(state["step"])})
     os.chmod(tmp, 0o644)
     os.replace(tmp, out_dir / WEIGHTS_FILE)
     meta = {"config": state["config"], "step": state["step"], "dtype": "float16" if half else "float32"}
-    if "averaged_steps" in state:
-        meta["averaged_steps"] = state["averaged_steps"]
+    for key in ("averaged_steps", "interpolation"):
+        if key in state:
+            meta[key] = state[key]
+    if "generator_ema" in state:
+        meta["weights"] = "moving average"
     (out_dir / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     return out_dir
 
@@ -192,7 +222,7 @@ def load_generator(path: Path, map_location: str | torch.device = "cpu"):
         cfg, weights = load_exported(path)
     else:
         state = resolve_checkpoint(path, map_location)[1]
-        cfg, weights = cfgmod.from_dict(state["config"]), state["generator"]
+        cfg, weights = cfgmod.from_dict(state["config"]), released_weights(state)
     generator = build_generator(cfg)
     try:
         generator.load_state_dict(weights)

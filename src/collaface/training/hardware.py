@@ -111,7 +111,7 @@ def _probe(config: dict, options: list[tuple[str, bool]]) -> list[float]:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         model = build_model(cfg).to(memory_format=fmt)
         opt_g, opt_d = make_optimizers(model, cfg)
-        inputs = {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
+        inputs = {k: v.contiguous(memory_format=fmt) if v.dim() == 4 else v for k, v in batch.items()}
         runs = []
         for _ in range(1 + PROBE_STEPS):
             start = time.perf_counter()

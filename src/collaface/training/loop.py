@@ -42,6 +42,7 @@ from collaface.data.dataset import FaceDataset, build_dataset
 from collaface.data.sources.base import DatasetLayoutError
 from collaface.models.build import CollaGAN, build_model
 from collaface.training import checkpoint, distributed
+from collaface.training.ema import WeightAverage
 from collaface.training.hardware import SpeedSettings, choose_speed_settings, cpu_description, resolve_device
 from collaface.training.samples import write_sample_grid
 from collaface.training.step import lr_scale, make_optimizers, prepare_batch, set_learning_rates, train_step
@@ -160,7 +161,8 @@ def _truncate_stats(run_dir: Path, step: int) -> None:
     io.write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
-def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings) -> dict:
+def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings,
+           ema: WeightAverage | None) -> dict:
     return {
         "config": cfgmod.to_dict(cfg),
         "step": pos.step,
@@ -176,6 +178,7 @@ def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: 
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
         "speed": {"precision": settings.precision, "channels_last": settings.channels_last},
+        **({"generator_ema": ema.state} if ema is not None else {}),
     }
 
 
@@ -210,6 +213,26 @@ class _StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+# what fixes the generator's layers: a run may start from another run's generator only if these match
+GENERATOR_KEYS = ("arch", "tasks", "ngf", "mask_channel", "upsample", "mirror_input")
+
+
+def _load_initial_generator(cfg: Config, model: CollaGAN) -> None:
+    """A new run with ``train.init_from``: the generator starts from that model's released weights
+    (the discriminators from scratch), e.g. the adversarial phase fine-tuned from a
+    reconstruction-only generator."""
+    source = Path(cfg.train.init_from)
+    init_cfg, generator = checkpoint.load_generator(source)
+    diffs = [f"model.{key}: {getattr(init_cfg.model, key)!r} there, {getattr(cfg.model, key)!r} here"
+             for key in GENERATOR_KEYS if getattr(init_cfg.model, key) != getattr(cfg.model, key)]
+    if init_cfg.data.image_size != cfg.data.image_size:
+        diffs.append(f"data.image_size: {init_cfg.data.image_size} there, {cfg.data.image_size} here")
+    if diffs:
+        raise TrainingError(f"train.init_from {source}: another generator ({'; '.join(diffs)})")
+    model.generator.load_state_dict(generator.state_dict())
+    log.info("generator initialised from %s", source)
 
 
 def train(cfg: Config, run_dir: Path, *, progress: bool = True) -> Position:
@@ -250,6 +273,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
     if latest is None and checkpoint.list_checkpoints(ckpt_dir):
         raise TrainingError(f"no checkpoint in {ckpt_dir} can be loaded (all truncated or foreign); "
                             "move them away to start afresh")
+    if latest is None and cfg.train.init_from:
+        _load_initial_generator(cfg, model)
     if latest is not None:
         path, state = latest
         pos, settings = _restore(state, model, opt_g, opt_d)
@@ -257,6 +282,9 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
     else:
         pos = Position()
         settings = choose_speed_settings(cfg, device)
+    ema = WeightAverage(model.generator, cfg.train.ema) if cfg.train.ema else None
+    if ema is not None and latest is not None and "generator_ema" in latest[1]:
+        ema.state = latest[1]["generator_ema"]
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _save_run_config(cfg, run_dir, saved_config)
@@ -279,7 +307,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
 
     def save() -> None:
         if info.is_main:
-            checkpoint.save_checkpoint(_state(model, opt_g, opt_d, cfg, pos, settings), ckpt_dir, pos.step,
+            checkpoint.save_checkpoint(_state(model, opt_g, opt_d, cfg, pos, settings, ema), ckpt_dir, pos.step,
                                        cfg.train.keep_checkpoints)
 
     def samples() -> None:
@@ -316,6 +344,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
                 window_steps += 1
                 bar.update(1)
                 if applied:
+                    if ema is not None:
+                        ema.update(model.generator)
                     nonfinite_in_row = 0
                     for name, value in metrics.items():
                         sums[name] = sums.get(name, 0.0) + float(value)

@@ -12,11 +12,12 @@ from collaface import losses
 from collaface.config import Config
 from collaface.data.targets import parsing_to_onehot
 from collaface.models.build import CollaGAN
+from collaface.models.diffaugment import diff_augment
 from collaface.training import distributed
 from collaface.training.distributed import DistInfo
 from collaface.training.hardware import SpeedSettings
 
-MODEL_INPUT_KEYS = ("image", "mask", "masked", "parsing", "heatmaps")
+MODEL_INPUT_KEYS = ("image", "mask", "masked", "parsing", "heatmaps", "landmarks")
 
 
 def make_optimizers(model: CollaGAN, cfg: Config) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -102,11 +103,13 @@ def train_step(
         outputs = model.generator(batch["masked"], batch["mask"])
     outputs = {task: value.float() for task, value in outputs.items()}
 
+    augment = diff_augment(cfg.train.d_augment)
+
     def d_loss():
-        return losses.discriminator_loss(outputs, batch, model.discriminators, cfg)
+        return losses.discriminator_loss(outputs, batch, model.discriminators, cfg, augment)
 
     def g_loss():
-        return losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial)
+        return losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial, augment)
 
     return gan_update(model, opt_g, opt_d, settings, info, d_loss if d_phase else None, g_loss)
 

@@ -1,11 +1,18 @@
-"""End-to-end time of ``collaface complete`` on one 1024x1024 photo, split into its stages.
+"""Time ``collaface complete``: whole processes (start to exit), and one photo's stages.
 
 A benchmark, not a test. Usage::
 
-    python scripts/bench_complete.py [--photo PHOTO] [--model DIR | --ngf 32 --size 128]
-                                     [--region eyes] [--repeats 10] [--threads N] [--json OUT.json]
+    python scripts/bench_complete.py process [--runs 3] [--folder-size 20] [--json OUT.json]
+    python scripts/bench_complete.py stages [--photo PHOTO] [--model DIR | --ngf 32 --size 128]
+                                            [--region eyes] [--repeats 10] [--threads N] [--json OUT.json]
 
-Stages: decode (file -> upright RGB), detect (mediapipe, whole photo), model (generator on the
+``process`` runs ``collaface --help``, ``collaface --version``, one photo
+(``examples/astronaut.jpg --region eyes``, shipped weights) and a folder of ``--folder-size``
+copies of it as fresh processes, as a person would, and reports the median wall time of
+``--runs`` runs of each with the load average around them.
+
+``stages`` times one 1024x1024 photo in-process, split into decode (file -> upright RGB),
+detect (file -> upright RGB), detect (mediapipe, whole photo), model (generator on the
 face crop), blend (crop, upsample, Poisson blend, paste back), encode (write the result in the
 photo's own format). Without ``--model`` a randomly initialised m_isd_star generator of width
 ``--ngf`` at ``--size`` px is timed (the speed does not depend on the weights). The photo
@@ -18,29 +25,79 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import torch
+from collaface.timing import cpu_name, load_average
 
-from collaface import config
-from collaface.data import io
-from collaface.data.masks import REGIONS
-from collaface.inference import FaceCompleter, save_image
-from collaface.models.build import build_generator
-from collaface.training import checkpoint
-from collaface.training.hardware import cpu_description
-
-DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "shared/faces/celebamaskhq_samples/images/0.jpg"
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "astronaut.jpg"
+DEFAULT_PHOTO = REPO.parent / "shared/faces/celebamaskhq_samples/images/0.jpg"
 SIDE = 1024
 STAGES = ("decode", "detect", "model", "blend", "encode")
 
 
+# --------------------------------------------------------------------------- whole processes
+
+
+def time_process(argv: list[str]) -> tuple[float, int, str]:
+    """Run ``python -m collaface ARGV``. -> (wall seconds, exit code, last stderr line)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "collaface", *argv], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    return seconds, done.returncode, (done.stderr.strip().splitlines() or [""])[-1]
+
+
+def process_bench(args: argparse.Namespace) -> dict:
+    """Median wall time of each command over ``args.runs`` fresh processes."""
+    extra = [*(["--model", str(args.model)] if args.model else []),
+             *(["--runtime", args.runtime] if args.runtime else [])]
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        folder = scratch / "photos"
+        folder.mkdir()
+        for i in range(args.folder_size):
+            shutil.copy(EXAMPLE, folder / f"photo_{i:02d}.jpg")
+        commands = {
+            "collaface --help": lambda run: ["--help"],
+            "collaface --version": lambda run: ["--version"],
+            "complete 1 photo": lambda run: ["complete", str(EXAMPLE), "--region", "eyes",
+                                             "--out", str(scratch / f"one_{run}.png"), *extra],
+            f"complete a folder of {args.folder_size}": lambda run: [
+                "complete", str(folder), "--region", "eyes", "--out", str(scratch / f"out_{run}"),
+                "--no-progress", *extra],
+        }
+        for name, argv in commands.items():
+            load_before = load_average()
+            runs = [time_process(argv(run)) for run in range(args.runs)]
+            row = {"command": name, "median_s": statistics.median(r[0] for r in runs),
+                   "runs_s": [round(r[0], 3) for r in runs], "exit_codes": sorted({r[1] for r in runs}),
+                   "load_before": load_before, "load_after": load_average()}
+            if any(r[1] for r in runs):
+                row["error"] = next(r[2] for r in runs if r[1])
+            rows.append(row)
+            print(f"{name}: median {row['median_s']:.2f} s of {args.runs} runs {row['runs_s']}, "
+                  f"exit {row['exit_codes']}, load {load_before:.2f} -> {row['load_after']:.2f}"
+                  + (f" ({row['error']})" if "error" in row else ""), flush=True)
+    return {"machine": cpu_name(), "runtime": args.runtime or "default", "runs": args.runs, "rows": rows}
+
+
+
+# --------------------------------------------------------------------------- one photo's stages
+
+
 def random_model(folder: Path, ngf: int, size: int) -> Path:
     """Export a randomly initialised m_isd_star generator (width ngf, side size) to folder."""
+    from collaface import config
+    from collaface.models.build import build_generator
+    from collaface.training import checkpoint
+
     cfg = config.load_config("m_isd_star", [f"model.ngf={ngf}", f"data.image_size={size}"])
     state = {"config": config.to_dict(cfg), "step": 0, "generator": build_generator(cfg).state_dict()}
     return checkpoint.export_generator(state, folder)
@@ -48,6 +105,11 @@ def random_model(folder: Path, ngf: int, size: int) -> Path:
 
 def photo_at_1024(source: Path, folder: Path) -> Path:
     """The photo itself when it is 1024x1024, else a 1024x1024 JPEG resized from it."""
+    import cv2
+
+    from collaface.data import io
+    from collaface.inference import save_image
+
     image = io.load_rgb(source)
     if image.shape[:2] == (SIDE, SIDE):
         return source
@@ -57,7 +119,10 @@ def photo_at_1024(source: Path, folder: Path) -> Path:
     return path
 
 
-def time_once(completer: FaceCompleter, photo: Path, out: Path, region: str) -> dict[str, float]:
+def time_once(completer, photo: Path, out: Path, region: str) -> dict[str, float]:
+    from collaface.data import io
+    from collaface.inference import save_image
+
     start = time.perf_counter()
     image = io.load_rgb(photo)
     decode = time.perf_counter() - start
@@ -68,20 +133,14 @@ def time_once(completer: FaceCompleter, photo: Path, out: Path, region: str) -> 
     return {"decode": decode, **completion.timings, "encode": encode}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo to complete (resized to 1024x1024)")
-    parser.add_argument("--model", type=Path, help="exported model folder (default: a random generator)")
-    parser.add_argument("--ngf", type=int, default=32, help="width of the random generator (default 32)")
-    parser.add_argument("--size", type=int, default=128, help="side of the random generator (default 128)")
-    parser.add_argument("--region", choices=REGIONS, default="eyes", help="the hole (default eyes)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
-    parser.add_argument("--json", type=Path, help="also write the medians here")
-    args = parser.parse_args()
+def stage_bench(args: argparse.Namespace) -> dict:
+    """Median seconds per stage over ``args.repeats`` runs after two warm-up runs."""
+    import torch
+
+    from collaface.inference import FaceCompleter
+
     if args.threads:
         torch.set_num_threads(args.threads)
-
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         model = args.model or random_model(scratch / "model", args.ngf, args.size)
@@ -94,17 +153,43 @@ def main() -> None:
             cfg = completer.cfg
     medians = {stage: statistics.median(run[stage] for run in runs) for stage in STAGES}
     medians["total"] = statistics.median(sum(run[s] for s in STAGES) for run in runs)
-    print(f"machine: {cpu_description()}, {torch.get_num_threads()} torch threads")
     print(f"photo: {args.photo} at {SIDE}x{SIDE} ({photo.suffix[1:]}); region {args.region}; model "
-          f"{args.model or 'random'} (ngf {cfg.model.ngf}, {cfg.data.image_size} px, tasks {''.join(cfg.model.tasks)})")
+          f"{args.model or 'random'} (ngf {cfg.model.ngf}, {cfg.data.image_size} px, "
+          f"tasks {''.join(cfg.model.tasks)}); {torch.get_num_threads()} threads")
     print(f"median of {args.repeats} runs, milliseconds:")
     print("| " + " | ".join((*STAGES, "total")) + " |")
     print("|" + "---:|" * (len(STAGES) + 1))
     print("| " + " | ".join(f"{medians[s] * 1000:.1f}" for s in (*STAGES, "total")) + " |")
+    return {"machine": cpu_name(), "seconds": medians, "repeats": args.repeats, "photo": str(args.photo),
+            "ngf": cfg.model.ngf, "image_size": cfg.data.image_size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("process", help="whole collaface processes, start to exit")
+    p.add_argument("--runs", type=int, default=3, help="processes per command (default 3)")
+    p.add_argument("--folder-size", type=int, default=20, help="photos in the folder run (default 20)")
+    p.add_argument("--model", type=Path, help="model folder (default: the shipped weights)")
+    p.add_argument("--runtime", help="passed to collaface complete --runtime")
+    p.set_defaults(func=process_bench)
+    p = sub.add_parser("stages", help="one 1024x1024 photo's stages, in this process")
+    p.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo to complete (resized to 1024x1024)")
+    p.add_argument("--model", type=Path, help="exported model folder (default: a random generator)")
+    p.add_argument("--ngf", type=int, default=32, help="width of the random generator (default 32)")
+    p.add_argument("--size", type=int, default=128, help="side of the random generator (default 128)")
+    p.add_argument("--region", default="eyes", help="the hole (default eyes)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    p.set_defaults(func=stage_bench)
+    for p in sub.choices.values():
+        p.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    print(f"machine: {cpu_name()}; load average {load_average():.2f}", flush=True)
+    report = args.func(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"seconds": medians, "repeats": args.repeats, "photo": str(args.photo),
-                                         "ngf": cfg.model.ngf, "image_size": cfg.data.image_size}, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,35 @@
-"""The ``collaface`` command: thin argument parsing that calls one function per subcommand."""
+"""The ``collaface`` command: thin argument parsing that calls one function per subcommand.
+
+Start-up is kept light: the modules of ``evaluate``, ``ablate``, ``complete`` and ``demo`` (and
+with them torch, mediapipe, gradio, onnxruntime) are imported only when their own command
+runs; ``collaface --help`` lists them from :data:`LAZY_COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
 
-import yaml
-
+from collaface import __version__
 from collaface import config as cfgmod
+
+# command -> (module, function that registers its full parser, one-line help for the command list)
+LAZY_COMMANDS = {
+    "evaluate": ("collaface.evaluation", "add_evaluate_parser",
+                 "the paper's Tables 1-3 for trained models, with baselines, CIs and a report"),
+    "ablate": ("collaface.ablate", "add_ablate_parser",
+               "train and evaluate every paper variant with one budget (resumable)"),
+    "complete": ("collaface.inference", "add_complete_parser", "fill a hole in a face photo (or a folder of photos)"),
+    "demo": ("collaface.demo.app", "add_demo_parser", "web page: upload a photo, paint the hole, complete it"),
+}
 
 
 def _cmd_show_config(args: argparse.Namespace) -> int:
+    import yaml
+
     cfg = cfgmod.load_config(args.preset, args.overrides)
     print(yaml.safe_dump(cfgmod.to_dict(cfg), sort_keys=False), end="")
     print("# resolved loss weights: " + ", ".join(f"{k}={v:g}" for k, v in cfgmod.resolved_lambdas(cfg).items()))
@@ -80,11 +97,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(c["passed"] for c in report["checks"]) else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``collaface`` parser. Of the :data:`LAZY_COMMANDS` only ``command`` gets its full
+    parser (its module is imported); the others are listed by name and help only (None: all full)."""
     parser = argparse.ArgumentParser(
         prog="collaface",
         description="Face completion with semantic knowledge and collaborative adversarial learning.",
     )
+    parser.add_argument("--version", action="version", version=f"collaface {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("show-config", help="print the resolved config of a preset with overrides")
@@ -160,21 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile setting")
     p.set_defaults(func=_cmd_bench)
 
-    from collaface.ablate import add_ablate_parser
-    from collaface.demo.app import add_demo_parser
-    from collaface.evaluation import add_evaluate_parser
-    from collaface.inference import add_complete_parser
-
-    add_evaluate_parser(sub)
-    add_ablate_parser(sub)
-    add_complete_parser(sub)
-    add_demo_parser(sub)
+    for name, (module, register, summary) in LAZY_COMMANDS.items():
+        if command is None or name == command:
+            getattr(importlib.import_module(module), register)(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command(argv) or "")
     # Overrides may come after options (``train m_i --data D train.lr=1e-3``): collect them.
     args, extra = parser.parse_known_args(argv)
     unknown = [a for a in extra if a.startswith("-") or not hasattr(args, "overrides")]

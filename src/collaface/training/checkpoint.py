@@ -17,11 +17,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from collaface import config as cfgmod
+
+if TYPE_CHECKING:  # torch is imported where it is used: the photo path reads CheckpointError without it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -
     folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    import torch
+
     payload = {"format": FORMAT, "version": VERSION, **state}
     with open(tmp, "wb") as handle:
         torch.save(payload, handle)
@@ -68,6 +71,8 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a resumable checkpoint with ``weights_only=True``; CheckpointError if unusable."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")

@@ -17,8 +17,9 @@ face crop), blend (crop, upsample, Poisson blend, paste back), encode (write the
 photo's own format). Without ``--model`` a randomly initialised m_isd_star generator of width
 ``--ngf`` at ``--size`` px is timed (the speed does not depend on the weights). The photo
 defaults to the shared CelebA-HQ sample 0; any photo is resized to 1024x1024 first. Medians over
-``--repeats`` runs after two warm-up runs. On a busy machine, ``--threads 1`` avoids torch's
-threads waiting for each other.
+``--repeats`` runs after two warm-up runs, on ``--threads`` threads (default 1, as ``collaface
+complete``). The model alone is also timed by :func:`collaface.timing.median_latency`, exactly as
+``collaface bench`` times the generator, so the two tools' figures can be compared.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from collaface.timing import cpu_name, load_average
+from collaface.timing import THREADS, cpu_name, load_average, median_latency
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.jpg"
@@ -134,34 +135,42 @@ def time_once(completer, photo: Path, out: Path, region: str) -> dict[str, float
 
 
 def stage_bench(args: argparse.Namespace) -> dict:
-    """Median seconds per stage over ``args.repeats`` runs after two warm-up runs."""
-    import torch
+    """Median seconds per stage over ``args.repeats`` runs after two warm-up runs, and the
+    model's own median latency (:func:`median_latency`, as ``collaface bench``)."""
+    import numpy as np
 
+    from collaface.engine import generator_input
     from collaface.inference import FaceCompleter
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         model = args.model or random_model(scratch / "model", args.ngf, args.size)
         photo = photo_at_1024(args.photo, scratch)
-        with FaceCompleter(model, device="cpu") as completer:
+        with FaceCompleter(model, device="cpu", runtime=args.runtime, threads=args.threads) as completer:
             out = scratch / f"completed{photo.suffix}"
             for _ in range(2):
                 time_once(completer, photo, out, args.region)
             runs = [time_once(completer, photo, out, args.region) for _ in range(args.repeats)]
-            cfg = completer.cfg
+            cfg, size = completer.cfg, completer.size
+            inputs = generator_input(np.zeros((size, size, 3), np.uint8), np.zeros((size, size), bool),
+                                     np.random.default_rng(0))
+            model_alone = median_latency(lambda: completer.engine(*inputs), args.repeats)
+            runtime = completer.engine.runtime
     medians = {stage: statistics.median(run[stage] for run in runs) for stage in STAGES}
     medians["total"] = statistics.median(sum(run[s] for s in STAGES) for run in runs)
     print(f"photo: {args.photo} at {SIDE}x{SIDE} ({photo.suffix[1:]}); region {args.region}; model "
           f"{args.model or 'random'} (ngf {cfg.model.ngf}, {cfg.data.image_size} px, "
-          f"tasks {''.join(cfg.model.tasks)}); {torch.get_num_threads()} threads")
+          f"tasks {''.join(cfg.model.tasks)}); {runtime} runtime, {args.threads} thread(s)")
     print(f"median of {args.repeats} runs, milliseconds:")
     print("| " + " | ".join((*STAGES, "total")) + " |")
     print("|" + "---:|" * (len(STAGES) + 1))
     print("| " + " | ".join(f"{medians[s] * 1000:.1f}" for s in (*STAGES, "total")) + " |")
+    print(f"model alone (batch 1, as collaface bench): median {model_alone['median_ms']:.1f} ms of "
+          f"{model_alone['repeats']} after {model_alone['warmup']} warm-up runs; load "
+          f"{model_alone['load_before']:.2f} -> {model_alone['load_after']:.2f}")
     return {"machine": cpu_name(), "seconds": medians, "repeats": args.repeats, "photo": str(args.photo),
-            "ngf": cfg.model.ngf, "image_size": cfg.data.image_size}
+            "ngf": cfg.model.ngf, "image_size": cfg.data.image_size, "runtime": runtime, "threads": args.threads,
+            "model_alone": model_alone}
 
 
 def main() -> None:
@@ -180,7 +189,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128, help="side of the random generator (default 128)")
     p.add_argument("--region", default="eyes", help="the hole (default eyes)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    p.add_argument("--threads", type=int, default=THREADS, help=f"generator threads (default {THREADS})")
+    p.add_argument("--runtime", default="auto", help="generator runtime (default auto)")
     p.set_defaults(func=stage_bench)
     for p in sub.choices.values():
         p.add_argument("--json", type=Path, help="also write the figures here")

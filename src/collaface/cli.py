@@ -90,11 +90,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from collaface.bench import WIDTHS, run_bench
 
     widths = [w for w in WIDTHS if args.ngf is None or w[0] in args.ngf]
-    report = run_bench(Path(args.out), batch_size=args.batch_size, warmup=args.warmup, steps=args.steps,
-                       compile_=not args.no_compile, widths=widths)
+    run_bench(Path(args.out), batch_size=args.batch_size, warmup=args.warmup, steps=args.steps,
+              compile_=not args.no_compile, widths=widths, threads=args.threads, repeats=args.repeats)
     print()
     print((Path(args.out) / "bench.md").read_text(), end="")
-    return 0 if all(c["passed"] for c in report["checks"]) else 1
+    return 0
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -169,8 +169,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "bench",
         help="measure training/inference speed and memory on this machine",
         description="Times one D+G training step per setting (fp32, channels_last, bf16, compile, auto) "
-        "at 128 px, and generator inference; writes OUT/bench.json and OUT/bench.md; exits 1 if a "
-        "requirement check fails.",
+        "at 128 px, and generator inference (the median of --repeats runs on --threads threads after a "
+        "warm-up, as scripts/bench_complete.py times the model stage); writes OUT/bench.json and "
+        "OUT/bench.md. Its checks are reported; a timing never fails the run.",
     )
     p.add_argument("--out", default="work/bench", help="output folder (default work/bench)")
     p.add_argument("--ngf", type=int, nargs="*", help="only these generator widths (32 and/or 64)")
@@ -178,6 +179,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=8, help="timed steps per setting (the fastest is reported)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile setting")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the inference timing (default 1)")
+    p.add_argument("--repeats", type=int, default=20, help="timed inference runs (the median is reported)")
     p.set_defaults(func=_cmd_bench)
 
     for name, (module, register, summary) in LAZY_COMMANDS.items():

@@ -71,7 +71,7 @@ def test_one_photo_with_every_extra_output(tmp_path, model, capsys):
     assert record["order"][0] == "left_eye" and points.shape == (5, 2)
     assert record["width"] == 80 and record["height"] == 96
     assert io.load_rgb(tmp_path / "parsing.png").shape[1] == 2 * 256 + 3 * 2
-    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == 96 + 8
+    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == inference.CAPTION_HEIGHT + 96 + 8
 
 
 def test_default_output_goes_to_the_current_folder(tmp_path, model, monkeypatch):

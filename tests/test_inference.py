@@ -15,7 +15,10 @@ from collaface.data.crop import CropBox
 from collaface.data.labels import LABEL_INDEX, from_celebamask_hq
 from collaface.data.masks import freeform_mask
 from collaface.inference import (
+    CAPTION_HEIGHT,
+    HOLE_COLOUR,
     MAX_HOLE_FRACTION,
+    SIDE_BY_SIDE_HEIGHT,
     CompletionError,
     FaceCompleter,
     ModelNotFoundError,
@@ -260,9 +263,32 @@ def test_complete_no_detect_fills_only_the_hole(completer):
     assert np.array_equal(again.image, completion.image)  # the noise is seeded
     sheet = parsing_picture(completion)
     assert sheet.ndim == 3 and sheet.shape[1] == 2 * 256 + 3 * 2
-    assert side_by_side(image, completion).shape == (90 + 2 * 4, 3 * 70 + 4 * 4, 3)
+    assert side_by_side(image, completion).shape == (CAPTION_HEIGHT + 90 + 2 * 4, 3 * 70 + 4 * 4, 3)
     record = landmarks_record(completion, "x.png")
     assert record["width"] == 70 and len(record["faces"][0]["landmarks"]) == 5
+
+
+@pytest.mark.parametrize("height", [90, 1200])  # 1200 rows: scaled down to SIDE_BY_SIDE_HEIGHT
+def test_side_by_side_has_captions_and_an_opaque_hole(completer, height):
+    image = random_photo(height, 70)
+    hole = np.zeros((height, 70), bool)
+    hole[height // 3: height // 2, 20:45] = True
+    completion = completer.complete(image, hole=hole, no_detect=True)
+    sheet = side_by_side(image, completion)
+    rows = min(height, SIDE_BY_SIDE_HEIGHT)
+    width = round(70 * rows / height)
+    assert sheet.shape == (CAPTION_HEIGHT + rows + 2 * 4, 3 * width + 4 * 4, 3)
+    top = 4 + CAPTION_HEIGHT
+    panels = [sheet[top:top + rows, 4 + i * (width + 4): 4 + i * (width + 4) + width] for i in range(3)]
+    painted = (panels[1] == HOLE_COLOUR).all(axis=2)
+    if rows == height:  # unscaled: exactly the hole is painted, and painted over completely
+        assert np.array_equal(painted, hole) and np.array_equal(panels[1][~hole], image[~hole])
+        assert np.array_equal(panels[0], image) and np.array_equal(panels[2], completion.image)
+    else:
+        assert painted.sum() == pytest.approx(hole.sum() * (rows / height) ** 2, rel=0.2)
+    bands = [sheet[4:top, 4 + i * (width + 4): 4 + i * (width + 4) + width] for i in range(3)]
+    assert all((band < 100).any() for band in bands)  # dark caption text on each
+    assert not np.array_equal(bands[0], bands[1]) and not np.array_equal(bands[1], bands[2])
 
 
 def test_hole_covering_most_of_the_crop_is_refused(completer):

@@ -82,7 +82,9 @@ BINOMIAL_3 = np.array([[0.25, 0.5, 0.25]], np.float32)  # zero gain at the model
 WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
 PANEL_SIZE = 256              # side of each face tile in the parsing picture
 SIDE_BY_SIDE_HEIGHT = 512     # max height of each panel of the side-by-side picture
-HOLE_TINT = np.array([255, 0, 160], np.float32)
+HOLE_COLOUR = (255, 0, 160)   # the hole in the side-by-side picture: opaque, no trace of what was there
+SIDE_BY_SIDE_CAPTIONS = ("input", "hole", "result")
+CAPTION_HEIGHT = 24           # pixels of the caption band above each side-by-side panel
 JPEG_QUALITY = 95             # for JPEG/WebP outputs whose source gives no quantisation tables
 FAILURE_COLUMNS = ("file", "reason")
 MASK_NAME = re.compile(r"^(?P<photo>.+)_mask(?P<suffix>.*)$")  # LaMa: photo.png <-> photo_mask001.png
@@ -558,14 +560,22 @@ def landmarks_record(completion: Completion, source: str = "") -> dict:
 
 
 def side_by_side(image: np.ndarray, completion: Completion, height: int = SIDE_BY_SIDE_HEIGHT) -> np.ndarray:
-    """input | input with the hole tinted | result, each scaled to at most ``height`` rows."""
-    tinted = image.astype(np.float32)
-    tinted[completion.hole] = 0.4 * tinted[completion.hole] + 0.6 * HOLE_TINT
-    panels = [image, np.round(tinted).astype(np.uint8), completion.image]
+    """input | the hole, painted opaque ``HOLE_COLOUR`` | result, each scaled to at most
+    ``height`` rows, with the captions input / hole / result above them."""
+    holed = image.copy()
+    holed[completion.hole] = HOLE_COLOUR
+    panels = [image, holed, completion.image]
     scale = min(1.0, height / image.shape[0])
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) if scale < 1 else p for p in panels]
-    return contact_sheet(panels, columns=3, gap=4)
+    if scale < 1:
+        panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in panels[::2]]
+        panels.insert(1, cv2.resize(holed, size, interpolation=cv2.INTER_NEAREST))  # the colour stays pure
+    captioned = []
+    for panel, caption in zip(panels, SIDE_BY_SIDE_CAPTIONS):
+        band = np.full((CAPTION_HEIGHT, size[0], 3), 255, np.uint8)
+        cv2.putText(band, caption, (4, CAPTION_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        captioned.append(np.concatenate([band, panel], axis=0))
+    return contact_sheet(captioned, columns=3, gap=4)
 
 
 def save_image(path: Path, image: np.ndarray | Image.Image, source: Path | None = None) -> None:

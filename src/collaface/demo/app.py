@@ -48,10 +48,11 @@ PAINTED = "painted hole"          # region choice: use the brush strokes
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000           # decoded photo size limit (about 7700 x 5200)
 BRUSH_COLOUR = "#ff00ff"
+UPLOAD_HEIGHT = 140               # pixels: a compact drop zone keeps the Complete button in view
 INTRO = """\
-# collaface: face completion
-1. Upload a face photo. 2. Paint over what should be filled (an eye, a hand, sunglasses...) or
-pick a region preset. 3. Press **Complete**. Every pixel you did not paint stays as it was.
+## collaface: face completion
+Upload a face photo, paint over what should be filled (or pick a region as the **Hole**), press
+**Complete**. Every pixel you did not paint stays as it was.
 """
 
 
@@ -176,18 +177,18 @@ def build_app(session: DemoSession):
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label=f"Face photo (JPEG, PNG, WebP or BMP; up to {session.max_upload_mb:g} MB)",
-                                 file_types=["image"], type="filepath", elem_id="upload")
+                                 file_types=["image"], type="filepath", height=UPLOAD_HEIGHT, elem_id="upload")
+                with gr.Row(equal_height=True):  # the controls above the canvas: in view without scrolling
+                    region = gr.Dropdown([PAINTED, *REGIONS], value=PAINTED, label="Hole", scale=2, min_width=150,
+                                         elem_id="region")
+                    button = gr.Button("Complete", variant="primary", scale=1, min_width=110, elem_id="complete")
+                no_detect = gr.Checkbox(label="The photo is a face crop already (skip face detection)",
+                                        elem_id="no-detect")
+                status = gr.Markdown("Upload a face photo to start.", elem_id="status")
                 editor = gr.ImageEditor(
                     label="Paint over what should be filled", type="numpy", image_mode="RGBA",
                     sources=(), transforms=(), layers=False, format="png", elem_id="editor",
                     brush=gr.Brush(colors=[BRUSH_COLOUR], default_color=BRUSH_COLOUR, color_mode="fixed"))
-                region = gr.Dropdown([PAINTED, *REGIONS], value=PAINTED, label="Hole",
-                                     info="the painted strokes, or a region placed from the face's landmarks",
-                                     elem_id="region")
-                no_detect = gr.Checkbox(label="The photo is a face crop already (skip face detection)",
-                                        elem_id="no-detect")
-                button = gr.Button("Complete", variant="primary", elem_id="complete")
-                status = gr.Markdown("Upload a face photo to start.", elem_id="status")
             with gr.Column():
                 result = gr.Image(label="Completed photo", type="numpy", format="png", interactive=False,
                                   elem_id="result")

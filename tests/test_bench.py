@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from collaface import bench, cli, timing
 
@@ -30,8 +31,9 @@ def test_bench_inference_uses_the_shared_method_and_thread_count(monkeypatch):
     used = []
     real = timing.median_latency
     monkeypatch.setattr(bench, "median_latency", lambda run, repeats: used.append(repeats) or real(run, repeats))
+    before = torch.get_num_threads()
     row = bench.measure_inference(ngf=8, repeats=3, threads=1)
-    assert used == [3, 3] and row["threads"] == 1
+    assert used == [3, 3] and row["threads"] == 1 and torch.get_num_threads() == before
     assert row["latency_ms"] > 0 and row["throughput_img_s"] > 0 and len(row["load_latency_ms"]) == 2
 
 

@@ -52,3 +52,14 @@ def test_generator_input_fills_only_the_hole_with_noise():
 def test_an_unknown_runtime_is_refused(tmp_path):
     with pytest.raises(EngineError, match="runtime must be one of"):
         load_engine(tmp_path, runtime="tensorflow")
+
+
+def test_the_torch_engine_keeps_the_process_thread_count(tmp_path):
+    from test_inference import make_tiny_model
+
+    engine = load_engine(make_tiny_model(tmp_path), runtime="torch", device="cpu", threads=1)
+    before = torch.get_num_threads()
+    inputs = generator_input(np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), bool), np.random.default_rng(0))
+    outputs = engine(*inputs)
+    assert torch.get_num_threads() == before
+    assert outputs["i"].shape == (1, 3, 64, 64) and outputs["i"].dtype == np.float32

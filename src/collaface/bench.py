@@ -112,17 +112,21 @@ def measure_peak_rss(ngf: int, ndf: int, batch_size: int, name: str) -> dict:
 def measure_inference(ngf: int, repeats: int, threads: int = THREADS) -> dict:
     """Generator latency at batch 1 and throughput at batch 64 on ``threads`` CPU threads:
     medians of :func:`median_latency` (batch 64 with a tenth of the repeats, at least 3)."""
-    torch.set_num_threads(threads)
     cfg = _config(ngf, 32, 1)
     model = build_model(cfg).generator.eval()
     out = {"ngf": ngf, "threads": threads}
-    with torch.no_grad():
-        for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
-            batch = _batch(cfg, batch_size, False)
-            timed = median_latency(lambda batch=batch: model(batch["masked"], batch["mask"]),
-                                   repeats if batch_size == 1 else max(3, repeats // 10))
-            out[key] = timed["median_ms"] if batch_size == 1 else batch_size / timed["median_ms"] * 1000
-            out[f"load_{key}"] = [timed["load_before"], timed["load_after"]]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
+                batch = _batch(cfg, batch_size, False)
+                timed = median_latency(lambda batch=batch: model(batch["masked"], batch["mask"]),
+                                       repeats if batch_size == 1 else max(3, repeats // 10))
+                out[key] = timed["median_ms"] if batch_size == 1 else batch_size / timed["median_ms"] * 1000
+                out[f"load_{key}"] = [timed["load_before"], timed["load_after"]]
+    finally:
+        torch.set_num_threads(previous)
     return out
 
 

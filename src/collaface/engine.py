@@ -43,7 +43,8 @@ class Engine(ABC):
 
 class TorchEngine(Engine):
     """The generator on torch: exported model folder, run folder or ckpt-*.pt; device auto, cpu,
-    cuda or cuda:N; threads: torch's CPU threads for the whole process (None: torch's default)."""
+    cuda or cuda:N; threads: torch's CPU threads during each call (None: torch's setting; the
+    process's setting is restored after the call)."""
 
     runtime = "torch"
 
@@ -52,17 +53,22 @@ class TorchEngine(Engine):
 
         from collaface.training.checkpoint import load_generator
 
-        if threads is not None:
-            torch.set_num_threads(threads)
         self._torch = torch
+        self.threads = threads
         self.device = pick_device(device)
         self.source = Path(model)
         self.cfg, self.generator = load_generator(self.source, map_location=self.device)
 
     def __call__(self, masked: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
-        with torch.no_grad():  # not inference_mode: SII's z search needs autograd in its forward
-            out = self.generator(torch.from_numpy(masked).to(self.device), torch.from_numpy(mask).to(self.device))
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():  # not inference_mode: SII's z search needs autograd in its forward
+                out = self.generator(torch.from_numpy(masked).to(self.device), torch.from_numpy(mask).to(self.device))
+        finally:
+            torch.set_num_threads(previous)
         return {task: value.float().cpu().numpy() for task, value in out.items()}
 
 

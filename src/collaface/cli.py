@@ -69,8 +69,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from collaface.models.build import build_generator
+    from collaface.onnx_export import export_graph, export_standalone
     from collaface.training import checkpoint
 
+    if not (args.out or args.onnx):
+        raise checkpoint.CheckpointError("give --out MODEL_DIR (safetensors + config.json + graph), --onnx DIR "
+                                         "(a standalone ONNX file), or both")
+    if args.out and args.onnx and Path(args.out).resolve() == Path(args.onnx).resolve():
+        raise checkpoint.CheckpointError("--out and --onnx must be different folders (both write generator.onnx)")
     source = Path(args.checkpoint)
     if args.average_last:
         if not source.is_dir():
@@ -78,11 +85,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
         folder = source / "checkpoints" if (source / "checkpoints").is_dir() else source
         state = checkpoint.average_generators(folder, args.average_last)
         what = f"mean generator of steps {', '.join(map(str, state['averaged_steps']))} of {folder}"
+    elif (source / checkpoint.WEIGHTS_FILE).is_file():
+        state = checkpoint.load_exported_state(source)
+        what = f"exported generator {source}"
     else:
         path, state = checkpoint.resolve_checkpoint(source)
         what = f"generator of {path} (step {state['step']})"
-    out = checkpoint.export_generator(state, Path(args.out), half=args.half)
-    print(f"exported {what} to {out}")
+    if args.out:
+        out = checkpoint.export_generator(state, Path(args.out), half=args.half)
+        export_graph(build_generator(cfgmod.from_dict(state["config"])), cfgmod.from_dict(state["config"]), out)
+        print(f"exported {what} to {out} (weights, config.json and the ONNX graph that reads them)")
+    if args.onnx:
+        out = export_standalone(state, Path(args.onnx))
+        print(f"exported {what} to {out} as a standalone ONNX file (float32) with its config.json")
     return 0
 
 
@@ -156,10 +171,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("export", help="export a checkpoint's generator as safetensors + config.json")
-    p.add_argument("checkpoint", help="a ckpt-*.pt file, or a run folder (its newest loadable checkpoint)")
-    p.add_argument("--out", required=True, help="output folder for generator.safetensors and config.json")
-    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p = sub.add_parser(
+        "export", help="export a generator as safetensors + config.json + ONNX graph, or as a standalone ONNX file",
+        description="--out MODEL_DIR writes generator.safetensors, config.json and generator.onnx (the "
+                    "generator's graph; its weights are read from the safetensors, so both runtimes use one copy): "
+                    "what `complete` and `demo` load, with or without torch. --onnx DIR writes one standalone "
+                    "generator.onnx (float32 weights inside, dynamic batch, opset 17) and config.json for other "
+                    "ONNX tools. Needs torch and onnx: pip install 'collaface[train]'.")
+    p.add_argument("checkpoint", help="a ckpt-*.pt file, a run folder (its newest loadable checkpoint) or an "
+                                      "exported model folder")
+    p.add_argument("--out", help="output model folder: generator.safetensors, config.json and generator.onnx")
+    p.add_argument("--onnx", metavar="DIR", help="output folder of a standalone generator.onnx and config.json")
+    p.add_argument("--half", action="store_true", help="store the safetensors weights as float16 (half the size)")
     p.add_argument("--average-last", type=int, default=0, metavar="N",
                    help="export the mean generator of the run's newest N checkpoints (checkpoint averaging: "
                         "smoother fills, higher PSNR, less sharp; config.json lists the steps)")

@@ -1,4 +1,4 @@
-"""Generator runtimes for completion: one interface over torch (and onnxruntime), numpy in and out.
+"""Generator runtimes for completion: one interface over torch and onnxruntime, numpy in and out.
 
 An :class:`Engine` maps the generator's inputs — ``masked`` (B, C, S, S) float32 image in
 [-1, 1] with the hole filled, ``mask`` (B, 1, S, S) float32, 1 = hole — to
@@ -6,6 +6,12 @@ An :class:`Engine` maps the generator's inputs — ``masked`` (B, C, S, S) float
 from a photo crop and decode the outputs (image, parsing labels, landmarks), so that the photo
 path (``collaface.inference``) never touches a tensor library itself and torch is imported only
 by the torch engine.
+
+Runtimes: ``torch`` (any model: exported folder, run folder, checkpoint; CPU or CUDA) and
+``onnx`` (onnxruntime on the CPU, an exported folder with ``generator.onnx``: its graph, whose
+weights are read from ``generator.safetensors`` beside it, or a standalone file; see
+``collaface.onnx_export``). ``auto`` is torch where torch is installed, else onnx: the light
+install completes photos without torch.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import numpy as np
 
 from collaface.config import Config
 
-RUNTIMES = ("auto", "torch")
+RUNTIMES = ("auto", "torch", "onnx")
+ONNX_FILE = "generator.onnx"
+WEIGHT_PREFIX = "generator."  # name of a weight in the ONNX graph: WEIGHT_PREFIX + its state-dict key
+ONNX_INPUTS = ("masked", "mask")
 
 
 class Engine(ABC):
-    """A loaded generator. runtime: "torch"; cfg: its config; source: the model path it came from."""
+    """A loaded generator. runtime: "torch" or "onnx"; cfg: its config; source: the model path it came from."""
 
     runtime: str
     cfg: Config
@@ -72,6 +81,79 @@ class TorchEngine(Engine):
         return {task: value.float().cpu().numpy() for task, value in out.items()}
 
 
+class OnnxEngine(Engine):
+    """The generator on onnxruntime's CPU provider, from an exported model folder: config.json
+    and generator.onnx, whose weights come from generator.safetensors beside it (float16 or
+    float32, run as float32, as the torch runtime loads them) or are inside it (a standalone
+    export). threads: onnxruntime's intra-op threads (None: its default). A missing, corrupt or
+    mismatched file is a CheckpointError naming it."""
+
+    runtime = "onnx"
+
+    def __init__(self, model: Path, threads: int | None = None):
+        ort = _import_onnxruntime()
+        from collaface.training.checkpoint import WEIGHTS_FILE, CheckpointError, read_exported_config
+
+        self.source = Path(model)
+        graph = self.source / ONNX_FILE
+        if not graph.is_file():
+            raise CheckpointError(
+                f"{graph}: not found; the onnx runtime needs an exported model folder with {ONNX_FILE} "
+                "(collaface export MODEL_OR_RUN --out DIR), or use --runtime torch")
+        self.cfg = read_exported_config(self.source)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        weights = self.source / WEIGHTS_FILE
+        if weights.is_file():
+            arrays = _float32_weights(weights)
+            self._weights = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]  # alive with the session
+            options.add_external_initializers([WEIGHT_PREFIX + key for key in arrays], self._weights)
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...) for bad files
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(
+                f"{graph}: not a usable collaface generator graph"
+                + (f" for the weights in {weights}" if weights.is_file() else "") + f" ({detail}); re-export it with "
+                "collaface export MODEL_OR_RUN --out DIR") from None
+        self._outputs = [output.name for output in self.session.get_outputs()]
+        self._inputs = [i.name for i in self.session.get_inputs()]  # the exporter drops an input forward ignores
+        if not set(self._inputs) <= set(ONNX_INPUTS) or self._outputs != self.tasks:
+            raise CheckpointError(
+                f"{graph}: inputs {self._inputs} and outputs {self._outputs} do not match {list(ONNX_INPUTS)} and the "
+                f"tasks {self.tasks} of {self.source / 'config.json'}")
+
+    def __call__(self, masked: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        given = {"masked": masked, "mask": mask}
+        values = self.session.run(None, {name: given[name] for name in self._inputs})
+        return dict(zip(self._outputs, values))
+
+
+def _float32_weights(path: Path) -> dict[str, np.ndarray]:
+    """The floating-point tensors of a safetensors file as float32 numpy arrays, by name."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from collaface.training.checkpoint import CheckpointError
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable weights file ({err})") from None
+    return {key: np.ascontiguousarray(value, np.float32) for key, value in tensors.items() if value.dtype.kind == "f"}
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise EngineError(f"the onnx runtime needs onnxruntime ({err}): pip install 'collaface[complete]'") from None
+    onnxruntime.set_default_logger_severity(3)  # errors only: no graph-optimisation chatter on stderr
+    return onnxruntime
+
+
 class EngineError(ValueError):
     """A runtime or device that cannot be used here; the message says why and what to do."""
 
@@ -93,12 +175,20 @@ def torch_installed() -> bool:
 
 
 def load_engine(model: Path, runtime: str = "auto", device: str = "auto", threads: int | None = None) -> Engine:
-    """The generator of ``model`` on ``runtime`` (auto: torch) with ``threads`` CPU threads
-    (None: the runtime's default; one image at a time runs best on 1 on a busy machine)."""
+    """The generator of ``model`` on ``runtime`` (auto: torch where it is installed, else onnx)
+    with ``threads`` CPU threads (None: the runtime's default; one image at a time runs best on
+    1 on a busy machine). device: auto, cpu, cuda or cuda:N (CUDA needs the torch runtime)."""
     if runtime not in RUNTIMES:
         raise EngineError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "auto":
+        runtime = "torch" if torch_installed() else "onnx"
+    if runtime == "onnx":
+        if device.startswith("cuda"):
+            raise EngineError(f"device {device!r}: the onnx runtime runs on the CPU here; use --runtime torch for CUDA")
+        return OnnxEngine(model, threads)
     if not torch_installed():
-        raise EngineError("the torch runtime needs torch: pip install 'collaface[train]'")
+        raise EngineError("the torch runtime needs torch: pip install torch==2.13.0 'collaface[train]'; "
+                          "or use --runtime onnx")
     return TorchEngine(model, device, threads)
 
 

@@ -834,7 +834,8 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--model", metavar="DIR", help="exported model folder, training run folder or ckpt-*.pt "
                                                   f"(default: the shipped weights in {DEFAULT_MODEL_DIR})")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="the generator's runtime (default auto)")
+                   help="the generator's runtime: torch, or onnx (onnxruntime, the light install without torch; "
+                        "starts faster); default auto = torch where it is installed, else onnx")
     p.add_argument("--face", type=int, metavar="N",
                    help="complete only face N (0 = largest); default: every face the hole touches")
     p.add_argument("--no-detect", action="store_true",

@@ -2,7 +2,9 @@
 
 A benchmark, not a test. Usage::
 
-    python scripts/bench_complete.py process [--runs 3] [--folder-size 20] [--json OUT.json]
+    python scripts/bench_complete.py process [--runs 3] [--folder-size 20] [--runtime onnx] [--json OUT.json]
+    python scripts/bench_complete.py runtimes [--repeats 50] [--json OUT.json]
+    python scripts/bench_complete.py sizes [--json OUT.json]
     python scripts/bench_complete.py stages [--photo PHOTO] [--model DIR | --ngf 32 --size 128]
                                             [--region eyes] [--repeats 10] [--threads N] [--json OUT.json]
 
@@ -10,6 +12,13 @@ A benchmark, not a test. Usage::
 (``examples/astronaut.jpg --region eyes``, shipped weights) and a folder of ``--folder-size``
 copies of it as fresh processes, as a person would, and reports the median wall time of
 ``--runs`` runs of each with the load average around them.
+
+``runtimes`` loads the shipped generator on torch and on onnxruntime, each in a fresh process,
+and reports its batch-1 latency (:func:`collaface.timing.median_latency`, 1 thread) and the
+process's peak resident memory (imports, weights, one warm-up and the timed runs).
+
+``sizes`` builds two venvs from pip's cache, the light install (``.[complete]``) and the full one
+(``torch==2.13.0`` then ``.[all]``), and reports the size of each one's site-packages.
 
 ``stages`` times one 1024x1024 photo in-process, split into decode (file -> upright RGB),
 detect (file -> upright RGB), detect (mediapipe, whole photo), model (generator on the
@@ -26,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -88,6 +99,64 @@ def process_bench(args: argparse.Namespace) -> dict:
                   + (f" ({row['error']})" if "error" in row else ""), flush=True)
     return {"machine": cpu_name(), "runtime": args.runtime or "default", "runs": args.runs, "rows": rows}
 
+
+
+# --------------------------------------------------------------------------- runtimes and install sizes
+
+
+def runtime_worker(args: argparse.Namespace) -> dict:
+    """(In a fresh process.) Batch-1 latency and peak RSS of the shipped generator on one runtime."""
+    import numpy as np
+
+    from collaface.engine import generator_input, load_engine
+    from collaface.inference import default_model_dir
+
+    engine = load_engine(default_model_dir(), runtime=args.runtime, device="cpu", threads=THREADS)
+    size = engine.size
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    hole = np.zeros((size, size), bool)
+    hole[size // 3: size // 2, size // 5: 4 * size // 5] = True
+    inputs = generator_input(crop, hole, rng)
+    timed = median_latency(lambda: engine(*inputs), args.repeats)
+    return {"runtime": engine.runtime, **timed, "threads": THREADS,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def runtimes_bench(args: argparse.Namespace) -> dict:
+    rows = []
+    for runtime in ("torch", "onnx"):
+        done = subprocess.run([sys.executable, __file__, "runtime-worker", "--runtime", runtime,
+                               "--repeats", str(args.repeats)], capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{runtime}: batch-1 latency median {row['median_ms']:.1f} ms (min {row['min_ms']:.1f}) of "
+              f"{row['repeats']} on {row['threads']} thread; peak RSS {row['peak_rss_mb']:.0f} MB; load "
+              f"{row['load_before']:.2f} -> {row['load_after']:.2f}", flush=True)
+    return {"machine": cpu_name(), "rows": rows}
+
+
+def site_packages_mb(python: Path) -> float:
+    """Size of a venv's site-packages in MB."""
+    folder = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                 capture_output=True, text=True, check=True).stdout.strip())
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
+
+
+def sizes_bench(args: argparse.Namespace) -> dict:
+    installs = {"light (.[complete])": [[f"{REPO}[complete]"]],
+                "full (torch==2.13.0, then .[all])": [["torch==2.13.0"], [f"{REPO}[all]"]]}
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for i, (name, steps) in enumerate(installs.items()):
+            home = Path(scratch) / f"venv{i}"
+            subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+            for packages in steps:
+                subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True,
+                               env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+            rows.append({"install": name, "site_packages_mb": site_packages_mb(home / "bin" / "python")})
+            print(f"{name}: {rows[-1]['site_packages_mb']:.0f} MB", flush=True)
+    return {"machine": cpu_name(), "rows": rows}
 
 
 # --------------------------------------------------------------------------- one photo's stages
@@ -182,6 +251,15 @@ def main() -> None:
     p.add_argument("--model", type=Path, help="model folder (default: the shipped weights)")
     p.add_argument("--runtime", help="passed to collaface complete --runtime")
     p.set_defaults(func=process_bench)
+    p = sub.add_parser("runtimes", help="batch-1 latency and peak RSS on torch and on onnxruntime")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per runtime (default 50)")
+    p.set_defaults(func=runtimes_bench)
+    p = sub.add_parser("runtime-worker", help="(internal) one runtime's figures, in a fresh process")
+    p.add_argument("--runtime", required=True)
+    p.add_argument("--repeats", type=int, default=50)
+    p.set_defaults(func=lambda args: print(json.dumps(runtime_worker(args))))
+    p = sub.add_parser("sizes", help="site-packages of the light and the full install (builds two venvs)")
+    p.set_defaults(func=sizes_bench)
     p = sub.add_parser("stages", help="one 1024x1024 photo's stages, in this process")
     p.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="photo to complete (resized to 1024x1024)")
     p.add_argument("--model", type=Path, help="exported model folder (default: a random generator)")

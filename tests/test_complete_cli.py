@@ -455,3 +455,14 @@ def test_a_quick_run_prints_no_progress(photo_and_mask, model, capsys, monkeypat
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model,
                "--no-detect", "--out", photo_and_mask / "o.png") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_folder_reports_its_steps_by_the_progress_bar_only(tmp_path, model, capsys, monkeypatch):
+    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 0.0)
+    for name in ("a.png", "b.png"):
+        write_photo(tmp_path / "photos" / name)
+    write_mask(tmp_path / "mask.png")
+    assert run(tmp_path / "photos", "--mask", tmp_path / "mask.png", "--out", tmp_path / "out", "--model", model,
+               "--no-detect", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "collaface: loading the model" in err and "reading" not in err and "writing" not in err

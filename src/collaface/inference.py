@@ -940,6 +940,7 @@ def run_complete(args: argparse.Namespace) -> int:
         with FaceCompleter(args.model, device=args.device, blend=args.blend, seed=args.seed,
                            runtime=args.runtime, threads=args.threads, on_step=progress) as completer:
             if Path(args.input).is_dir():
+                completer.on_step = lambda step: None  # a folder's progress is its progress bar
                 summary = complete_folder(
                     completer, Path(args.input), Path(args.out), masks=Path(args.mask) if args.mask else None,
                     region=args.region, face=args.face, no_detect=args.no_detect, resize_mask=args.resize_mask,

@@ -71,7 +71,7 @@ def test_one_photo_with_every_extra_output(tmp_path, model, capsys):
     assert record["order"][0] == "left_eye" and points.shape == (5, 2)
     assert record["width"] == 80 and record["height"] == 96
     assert io.load_rgb(tmp_path / "parsing.png").shape[1] == 2 * 256 + 3 * 2
-    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == 96 + 8
+    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == inference.CAPTION_HEIGHT + 96 + 8
 
 
 def test_default_output_goes_to_the_current_folder(tmp_path, model, monkeypatch):
@@ -154,8 +154,8 @@ def photo_and_mask(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["face.png", "--no-detect"], "give the hole"),
-    (["face.png", "--masks", "folder"], "--masks is for a folder"),
-    (["folder", "--mask", "mask.png", "--out", "o"], "--mask is for one photo"),
+    (["face.png", "--mask", "nothere.png"], "nothere.png: no such mask file or folder"),
+    (["folder", "--out", "o"], "no masks beside the photos"),
     (["folder", "--region", "nose"], "needs --out"),
     (["folder", "--region", "nose", "--out", "o", "--parsing", "p.png"], "work on one photo"),
     (["missing.png", "--mask", "mask.png"], "no such photo"),
@@ -298,7 +298,7 @@ def test_batch_completes_logs_failures_and_resumes(batch, model, capsys):
     assert tree(batch, skip=out) == before  # inputs untouched, nothing written outside out/
     failures = read_failures(out)
     assert set(failures) == {"nomask.png", "broken.png"}
-    assert "no mask named nomask_mask.png or nomask.png" in failures["nomask.png"]
+    assert "no mask named nomask_mask*.png or nomask.png" in failures["nomask.png"]
     assert "broken.png" in failures["broken.png"]
     for name in ("a.png", "b b.jpg", "ünï cødé.png", "sub/c.png", "link.png"):
         with Image.open(photos / name) as source, Image.open(out / name) as result:
@@ -315,7 +315,8 @@ def test_batch_completes_logs_failures_and_resumes(batch, model, capsys):
     os.utime(photos / "a.png", ns=(stamp + 10**9, stamp + 10**9))  # a.png changed since
     assert run(photos, "--masks", masks, "--out", out, "--model", model, "--no-detect", "--no-progress") == 0
     summary = capsys.readouterr().out
-    assert "completed 3 photos" in summary and "4 already done" in summary and "0 failed" in summary
+    assert "completed 3 photos" in summary and "4 already done" in summary and "none failed" in summary
+    assert "failures.csv" not in summary
     assert read_failures(out) == {}
 
 
@@ -347,3 +348,121 @@ def test_batch_with_a_region_logs_photos_without_a_face(tmp_path, model, shared_
     assert run(photos, "--region", "mouth", "--out", tmp_path / "out", "--model", model, "--no-progress") == 2
     assert "no face found" in read_failures(tmp_path / "out")["blank.png"]
     assert io.load_rgb(tmp_path / "out" / "face.jpg").shape == io.load_rgb(photos / "face.jpg").shape
+
+
+# --------------------------------------------------------------------------- masks as other tools make them
+
+
+def test_lama_layout_one_result_per_mask_and_masks_are_not_photos(tmp_path, model, capsys):
+    folder = tmp_path / "photos"
+    x = write_photo(folder / "x.png", seed=1)
+    write_photo(folder / "y.jpg", seed=2, quality=95)
+    holes = {name: write_mask(folder / f"{name}.png") for name in ("x_mask001", "x_mask002", "y_mask")}
+    holes["x_mask002"] = np.roll(holes["x_mask002"], 30, axis=0)  # another hole
+    Image.fromarray(holes["x_mask002"].astype(np.uint8) * 255).save(folder / "x_mask002.png")
+    out = tmp_path / "out"
+    assert run(folder, "--out", out, "--model", model, "--no-detect", "--no-progress") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["failures.csv", "x_mask001.png", "x_mask002.png", "y.jpg"]
+    summary = capsys.readouterr().out
+    assert "completed 3 photos" in summary and "none failed" in summary and "failures.csv" not in summary
+    for name in ("x_mask001", "x_mask002"):
+        result = io.load_rgb(out / f"{name}.png")
+        assert np.array_equal(result[~holes[name]], x[~holes[name]]) and (result[holes[name]] != x[holes[name]]).any()
+
+
+def test_a_folder_of_masks_can_be_named_like_the_photos_too(tmp_path, model):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"  # IOPaint: the same names
+    write_photo(photos / "a.jpg", quality=95)
+    write_mask(masks / "a.png")
+    assert run(photos, "--mask", masks, "--out", tmp_path / "out", "--model", model, "--no-detect") == 0
+    assert (tmp_path / "out" / "a.jpg").is_file()
+
+
+@pytest.mark.parametrize("flag", ["--mask", "--masks"])
+def test_one_mask_file_for_a_whole_folder(tmp_path, model, flag):
+    photos = tmp_path / "photos"
+    images = {name: write_photo(photos / name, seed=i) for i, name in enumerate(("a.png", "b.png", "sub/c.png"))}
+    hole = write_mask(tmp_path / "mask.png")
+    assert run(photos, flag, tmp_path / "mask.png", "--out", tmp_path / "out", "--model", model,
+               "--no-detect", "--no-progress") == 0
+    for name, image in images.items():
+        result = io.load_rgb(tmp_path / "out" / name)
+        assert np.array_equal(result[~hole], image[~hole])
+
+
+def test_one_photo_with_a_masks_folder_finds_its_mask_by_name(tmp_path, model):
+    write_photo(tmp_path / "face.png")
+    write_mask(tmp_path / "masks" / "face_mask.png")
+    assert run(tmp_path / "face.png", "--mask", tmp_path / "masks", "--out", tmp_path / "o.png", "--model", model,
+               "--no-detect") == 0
+
+
+def test_an_inverted_mask_is_named_as_such_and_invert_mask_fixes_it(tmp_path, model, capsys):
+    image = write_photo(tmp_path / "face.png")
+    hole = write_mask(tmp_path / "hole.png")
+    Image.fromarray((~hole).astype(np.uint8) * 255).save(tmp_path / "inverted.png")  # black = hole
+    assert run(tmp_path / "face.png", "--mask", tmp_path / "inverted.png", "--model", model, "--no-detect",
+               "--out", tmp_path / "o.png") == 2
+    err = capsys.readouterr().err
+    assert "may be inverted" in err and "--invert-mask" in err and "face.png" in err
+    assert run(tmp_path / "face.png", "--mask", tmp_path / "inverted.png", "--invert-mask", "--model", model,
+               "--no-detect", "--out", tmp_path / "o.png") == 0
+    result = io.load_rgb(tmp_path / "o.png")
+    assert np.array_equal(result[~hole], image[~hole]) and (result[hole] != image[hole]).any()
+
+
+def test_strokes_on_a_transparent_layer_are_the_hole(tmp_path, model):
+    image = write_photo(tmp_path / "face.png")
+    layer = np.zeros((96, 80, 4), np.uint8)
+    layer[40:50, 20:50] = (255, 0, 0, 255)  # red strokes, as a paint program exports them
+    Image.fromarray(layer, "RGBA").save(tmp_path / "strokes.png")
+    assert run(tmp_path / "face.png", "--mask", tmp_path / "strokes.png", "--model", model, "--no-detect",
+               "--out", tmp_path / "o.png") == 0
+    changed = (io.load_rgb(tmp_path / "o.png") != image).any(axis=2)
+    assert changed[40:50, 20:50].any() and not changed[:40].any() and not changed[50:].any()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@requires_mediapipe
+def test_no_face_names_the_file(photo_and_mask, model, capsys):
+    assert run(photo_and_mask / "face.png", "--region", "eyes", "--model", model) == 3
+    assert f"{photo_and_mask / 'face.png'}: no face found" in capsys.readouterr().err
+
+
+def test_errors_about_a_hole_name_the_photo_and_the_mask(photo_and_mask, model, capsys):
+    full = np.full((96, 80), 255, np.uint8)
+    full[:10] = 0
+    Image.fromarray(full).save(photo_and_mask / "big.png")
+    assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "big.png", "--model", model,
+               "--no-detect", "--out", photo_and_mask / "o.png") == 2
+    err = capsys.readouterr().err
+    assert f"{photo_and_mask / 'face.png'} with mask {photo_and_mask / 'big.png'}: the hole covers" in err
+
+
+def test_a_slow_run_says_what_it_is_doing(photo_and_mask, model, capsys, monkeypatch):
+    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 0.0)
+    assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model,
+               "--no-detect", "--out", photo_and_mask / "o.png") == 0
+    err = capsys.readouterr().err
+    for step in ("loading the model", "reading", "finding faces", "completing face 1 of 1", "writing"):
+        assert f"collaface: {step}" in err
+
+
+def test_a_quick_run_prints_no_progress(photo_and_mask, model, capsys, monkeypatch):
+    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 3600.0)
+    assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model,
+               "--no-detect", "--out", photo_and_mask / "o.png") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_folder_reports_its_steps_by_the_progress_bar_only(tmp_path, model, capsys, monkeypatch):
+    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 0.0)
+    for name in ("a.png", "b.png"):
+        write_photo(tmp_path / "photos" / name)
+    write_mask(tmp_path / "mask.png")
+    assert run(tmp_path / "photos", "--mask", tmp_path / "mask.png", "--out", tmp_path / "out", "--model", model,
+               "--no-detect", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "collaface: loading the model" in err and "reading" not in err and "writing" not in err

@@ -3,7 +3,8 @@
 Needs gradio (the demo extra), Playwright for Python (pip) and Debian's chromium
 (``apt-get install -y chromium``); skips with the reason when one is missing. Never run
 ``playwright install``: its browser download cannot work offline. Set COLLAFACE_DEMO_SCREENSHOT
-to a path to keep a screenshot of the completed page there.
+to a path to keep a screenshot of the completed page there, and COLLAFACE_DEMO_SCREENSHOTS to a
+folder to keep the first-view screenshots of the viewport test.
 """
 
 from __future__ import annotations
@@ -170,3 +171,28 @@ def test_refuses_non_images_and_big_files_with_a_message(page, tmp_path):
     upload(page, tmp_path / "notes.txt")
     page.get_by_text("Invalid file type").first.wait_for()
     assert page.locator("#result img").count() == 0
+
+
+@pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_complete_button_is_in_view_without_scrolling(browser, server, shared_faces, tmp_path, viewport):
+    width, height = viewport
+    tab = browser.new_page(viewport={"width": width, "height": height})
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(server)
+        for moment in ("start", "loaded"):
+            if moment == "loaded":
+                upload(tab, shared_faces / FACE)
+                assert "Loaded" in wait_for_status(tab, "Loaded", "Refused")
+            button = tab.locator("#complete")
+            button.wait_for(state="visible")
+            box = button.bounding_box()
+            shot = tmp_path / f"demo_{width}x{height}_{moment}.png"
+            tab.screenshot(path=str(shot))  # the first view, no scrolling
+            if os.environ.get("COLLAFACE_DEMO_SCREENSHOTS"):
+                shutil.copy(shot, Path(os.environ["COLLAFACE_DEMO_SCREENSHOTS"]) / shot.name)
+            assert tab.evaluate("window.scrollY") == 0
+            assert box["x"] >= 0 and box["y"] >= 0
+            assert box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+    finally:
+        tab.close()

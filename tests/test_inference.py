@@ -15,7 +15,10 @@ from collaface.data.crop import CropBox
 from collaface.data.labels import LABEL_INDEX, from_celebamask_hq
 from collaface.data.masks import freeform_mask
 from collaface.inference import (
+    CAPTION_HEIGHT,
+    HOLE_COLOUR,
     MAX_HOLE_FRACTION,
+    SIDE_BY_SIDE_HEIGHT,
     CompletionError,
     FaceCompleter,
     ModelNotFoundError,
@@ -150,22 +153,47 @@ def write_mask(path, array: np.ndarray, mode: str | None = None) -> None:
     Image.fromarray(array, mode).save(path)
 
 
-def test_read_mask_white_is_hole(tmp_path):
+def test_read_mask_white_or_any_non_black_grey_is_hole(tmp_path):
     mask = np.zeros((40, 60), np.uint8)
     mask[10:20, 5:25] = 255
-    mask[0, 0] = 127  # not above the threshold: known
+    mask[0, 0] = 1  # the faintest grey of a lossless mask: hole
     write_mask(tmp_path / "m.png", mask)
     hole = read_mask(tmp_path / "m.png", (40, 60))
-    assert hole.dtype == bool and hole.sum() == 200 and hole[15, 10] and not hole[0, 0]
+    assert hole.dtype == bool and hole.sum() == 201 and hole[15, 10] and hole[0, 0] and not hole[0, 1]
 
 
-def test_read_mask_rgba_transparent_pixels_are_known(tmp_path):
+def test_read_mask_of_a_jpeg_ignores_its_compression_noise(tmp_path):
+    mask = cv2.circle(np.zeros((40, 64), np.uint8), (30, 19), 11, 255, -1)
+    Image.fromarray(mask).save(tmp_path / "m.jpg", quality=60)
+    assert (np.asarray(Image.open(tmp_path / "m.jpg")) > 0).sum() > (mask > 0).sum() + 50  # noisy black
+    hole = read_mask(tmp_path / "m.jpg", (40, 64))
+    assert (hole != (mask > 0)).sum() < 10
+
+
+def test_read_mask_a_painted_layer_every_painted_pixel_is_hole(tmp_path):
     rgba = np.zeros((40, 60, 4), np.uint8)
     rgba[..., :3] = 255  # white everywhere, but transparent ...
-    rgba[5:15, 5:15, 3] = 255  # ... except one opaque white square
+    rgba[5:15, 5:15] = (255, 0, 0, 255)  # ... except a red stroke (grey 76) ...
+    rgba[20:22, 30:40] = (0, 0, 0, 40)  # ... and a faint black one
     write_mask(tmp_path / "m.png", rgba, "RGBA")
     hole = read_mask(tmp_path / "m.png", (40, 60))
-    assert hole.sum() == 100 and hole[10, 10]
+    assert hole.sum() == 120 and hole[10, 10] and hole[21, 35]
+
+
+def test_read_mask_opaque_alpha_falls_back_to_the_grey_rule(tmp_path):
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[5:10, 5:10, :3] = 255
+    write_mask(tmp_path / "m.png", rgba, "RGBA")
+    assert read_mask(tmp_path / "m.png", (20, 30)).sum() == 25
+
+
+def test_read_mask_invert(tmp_path):
+    mask = np.full((20, 30), 255, np.uint8)
+    mask[5:10, 5:10] = 0  # black = hole
+    write_mask(tmp_path / "m.png", mask)
+    hole = read_mask(tmp_path / "m.png", (20, 30), invert=True)
+    assert hole.sum() == 25 and hole[7, 7]
 
 
 def test_read_mask_applies_exif_orientation(tmp_path):
@@ -184,6 +212,7 @@ def test_read_mask_refuses_empty_and_all_hole_masks(tmp_path, fill, message):
     with pytest.raises(CompletionError, match=message) as info:
         read_mask(tmp_path / "m.png", (20, 30))
     assert "white" in str(info.value) and "m.png" in str(info.value)
+    assert ("--invert-mask" in str(info.value)) == (fill == 255)
 
 
 def test_read_mask_size_mismatch_and_resize(tmp_path):
@@ -234,9 +263,32 @@ def test_complete_no_detect_fills_only_the_hole(completer):
     assert np.array_equal(again.image, completion.image)  # the noise is seeded
     sheet = parsing_picture(completion)
     assert sheet.ndim == 3 and sheet.shape[1] == 2 * 256 + 3 * 2
-    assert side_by_side(image, completion).shape == (90 + 2 * 4, 3 * 70 + 4 * 4, 3)
+    assert side_by_side(image, completion).shape == (CAPTION_HEIGHT + 90 + 2 * 4, 3 * 70 + 4 * 4, 3)
     record = landmarks_record(completion, "x.png")
     assert record["width"] == 70 and len(record["faces"][0]["landmarks"]) == 5
+
+
+@pytest.mark.parametrize("height", [90, 1200])  # 1200 rows: scaled down to SIDE_BY_SIDE_HEIGHT
+def test_side_by_side_has_captions_and_an_opaque_hole(completer, height):
+    image = random_photo(height, 70)
+    hole = np.zeros((height, 70), bool)
+    hole[height // 3: height // 2, 20:45] = True
+    completion = completer.complete(image, hole=hole, no_detect=True)
+    sheet = side_by_side(image, completion)
+    rows = min(height, SIDE_BY_SIDE_HEIGHT)
+    width = round(70 * rows / height)
+    assert sheet.shape == (CAPTION_HEIGHT + rows + 2 * 4, 3 * width + 4 * 4, 3)
+    top = 4 + CAPTION_HEIGHT
+    panels = [sheet[top:top + rows, 4 + i * (width + 4): 4 + i * (width + 4) + width] for i in range(3)]
+    painted = (panels[1] == HOLE_COLOUR).all(axis=2)
+    if rows == height:  # unscaled: exactly the hole is painted, and painted over completely
+        assert np.array_equal(painted, hole) and np.array_equal(panels[1][~hole], image[~hole])
+        assert np.array_equal(panels[0], image) and np.array_equal(panels[2], completion.image)
+    else:
+        assert painted.sum() == pytest.approx(hole.sum() * (rows / height) ** 2, rel=0.2)
+    bands = [sheet[4:top, 4 + i * (width + 4): 4 + i * (width + 4) + width] for i in range(3)]
+    assert all((band < 100).any() for band in bands)  # dark caption text on each
+    assert not np.array_equal(bands[0], bands[1]) and not np.array_equal(bands[1], bands[2])
 
 
 def test_hole_covering_most_of_the_crop_is_refused(completer):

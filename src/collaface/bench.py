@@ -11,6 +11,11 @@ with the interleaved speed of that choice. Peak RSS comes from a separate short 
 setting in its own process. The G/D split is the time of a generator-only step
 (reconstruction losses, no discriminators) against the full step.
 
+Inference latency is measured as ``scripts/bench_complete.py`` measures the model stage:
+:func:`collaface.timing.median_latency` (``--threads``, default 1; warm-up; median of N; the
+load average noted). The checks below are reported, never turned into a failing exit code: a
+benchmark measures, and a timing on a shared machine is no verdict.
+
 Achieved GFLOP/s counts conv MACs x 2 with: generator forward + backward = 3x its forward;
 each discriminator runs real and fake forward + backward in the D phase (6x) and forward +
 input-gradient in the G phase (2x).
@@ -31,6 +36,7 @@ import torch
 
 from collaface import config as cfgmod
 from collaface.models.build import build_model, example_batch, model_costs
+from collaface.timing import THREADS, load_average, median_latency
 from collaface.training.hardware import SpeedSettings, bf16_supported, choose_speed_settings, cpu_description
 from collaface.training.loop import compile_model
 from collaface.training.step import make_optimizers, train_step
@@ -38,7 +44,6 @@ from collaface.training.step import make_optimizers, train_step
 WIDTHS = ((32, 32), (64, 64))
 AUTO_TOLERANCE = 0.05
 BF16_MIN_SPEEDUP = 1.7
-LATENCY_LIMIT_MS = 30.0
 
 
 def _config(ngf: int, ndf: int, batch_size: int, precision="fp32", channels_last=False) -> cfgmod.Config:
@@ -50,17 +55,6 @@ def _batch(cfg: cfgmod.Config, batch_size: int, channels_last: bool) -> dict[str
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     batch = example_batch(cfg, batch_size, torch.Generator().manual_seed(0))
     return {k: v.contiguous(memory_format=fmt) for k, v in batch.items()}
-
-
-def _time_steps(run_step, warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        run_step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        run_step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _setting(name: str) -> SpeedSettings:
@@ -115,17 +109,24 @@ def measure_peak_rss(ngf: int, ndf: int, batch_size: int, name: str) -> dict:
     return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_inference(ngf: int, repeats: int) -> dict:
+def measure_inference(ngf: int, repeats: int, threads: int = THREADS) -> dict:
+    """Generator latency at batch 1 and throughput at batch 64 on ``threads`` CPU threads:
+    medians of :func:`median_latency` (batch 64 with a tenth of the repeats, at least 3)."""
     cfg = _config(ngf, 32, 1)
     model = build_model(cfg).generator.eval()
-    out = {"ngf": ngf}
-    with torch.no_grad():
-        for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
-            batch = _batch(cfg, batch_size, False)
-            times = _time_steps(lambda batch=batch: model(batch["masked"], batch["mask"]), 2,
-                                repeats if batch_size == 1 else max(3, repeats // 10))
-            best = min(times)
-            out[key] = best * 1000 if batch_size == 1 else batch_size / best
+    out = {"ngf": ngf, "threads": threads}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for batch_size, key in ((1, "latency_ms"), (64, "throughput_img_s")):
+                batch = _batch(cfg, batch_size, False)
+                timed = median_latency(lambda batch=batch: model(batch["masked"], batch["mask"]),
+                                       repeats if batch_size == 1 else max(3, repeats // 10))
+                out[key] = timed["median_ms"] if batch_size == 1 else batch_size / timed["median_ms"] * 1000
+                out[f"load_{key}"] = [timed["load_before"], timed["load_after"]]
+    finally:
+        torch.set_num_threads(previous)
     return out
 
 
@@ -145,8 +146,9 @@ def machine() -> str:
 
 
 def run_bench(out_dir: Path, batch_size: int = 16, warmup: int = 2, steps: int = 8, compile_: bool = True,
-              widths=WIDTHS) -> dict:
-    """All measurements, the three requirement checks, JSON + Markdown in out_dir."""
+              widths=WIDTHS, threads: int = THREADS, repeats: int = 20) -> dict:
+    """All measurements and the checks (reported, not enforced), JSON + Markdown in out_dir.
+    threads, repeats: of the inference latency (see :func:`measure_inference`)."""
     device = torch.device("cpu")
     names = ["fp32", "fp32_cl"] + (["bf16", "bf16_cl"] if bf16_supported(device) else [])
     names += ["compile"] if compile_ else []
@@ -168,9 +170,12 @@ def run_bench(out_dir: Path, batch_size: int = 16, warmup: int = 2, steps: int =
         for row in measured:
             print(_row_text(row), flush=True)
         rows += measured
-    inference = [_run_worker({"kind": "infer", "ngf": ngf, "repeats": 30}) for ngf in sorted({w[0] for w in widths})]
-    checks = _checks(rows, inference, bf16_supported(device))
-    report = {"machine": machine(), "training": rows, "inference": inference, "checks": checks}
+    load = load_average()
+    inference = [_run_worker({"kind": "infer", "ngf": ngf, "repeats": repeats, "threads": threads})
+                 for ngf in sorted({w[0] for w in widths})]
+    checks = _checks(rows, bf16_supported(device))
+    report = {"machine": machine(), "training": rows, "inference": inference, "checks": checks,
+              "load_average": [load, load_average()]}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
     (out_dir / "bench.md").write_text(markdown(report))
@@ -185,7 +190,7 @@ def _row_text(row: dict) -> str:
             f"{row['gflops']:.0f} GFLOP/s, G share {row['g_share']:.0%}, peak RSS {rss}")
 
 
-def _checks(rows: list[dict], inference: list[dict], native_bf16: bool) -> list[dict]:
+def _checks(rows: list[dict], native_bf16: bool) -> list[dict]:
     checks = []
     ok_rows = [r for r in rows if "error" not in r]
     for ngf, ndf in sorted({(r["ngf"], r["ndf"]) for r in ok_rows}):
@@ -201,10 +206,6 @@ def _checks(rows: list[dict], inference: list[dict], native_bf16: bool) -> list[
             speedup = best_bf16 / group["fp32"]["img_per_s"]
             checks.append({"check": f"ngf{ngf}/ndf{ndf}: bf16 >= {BF16_MIN_SPEEDUP}x fp32 NCHW",
                            "value": f"{speedup:.2f}x", "passed": speedup >= BF16_MIN_SPEEDUP})
-    for row in inference:
-        if row.get("ngf") == 32 and "latency_ms" in row:
-            checks.append({"check": f"ngf32 inference at batch 1 < {LATENCY_LIMIT_MS:.0f} ms",
-                           "value": f"{row['latency_ms']:.1f} ms", "passed": row["latency_ms"] < LATENCY_LIMIT_MS})
     return checks
 
 
@@ -218,12 +219,15 @@ def markdown(report: dict) -> str:
         else:
             lines.append(f"| {r['ngf']}/{r['ndf']} | {r['setting']} | {r['chosen']} | {r['img_per_s']:.2f} | "
                          f"{r['gflops']:.0f} | {r['g_share']:.0%} | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "| generator | batch 1 latency (ms) | batch 64 throughput (img/s) |", "|---|---|---|"]
+    lines += ["", "| generator | threads | batch 1 latency (ms, median) | batch 64 throughput (img/s) |",
+              "|---|---|---|---|"]
     for r in report["inference"]:
         latency, throughput = r.get("latency_ms", float("nan")), r.get("throughput_img_s", float("nan"))
-        lines.append(f"| ngf{r['ngf']} | {latency:.1f} | {throughput:.1f} |")
-    lines += ["", "| requirement | measured | passed |", "|---|---|---|"]
-    lines += [f"| {c['check']} | {c['value']} | {'yes' if c['passed'] else 'NO'} |" for c in report["checks"]]
+        lines.append(f"| ngf{r['ngf']} | {r.get('threads', '')} | {latency:.1f} | {throughput:.1f} |")
+    before, after = report["load_average"]
+    lines += ["", f"Load average during the inference timing: {before:.2f} -> {after:.2f}.",
+              "", "| check (reported, never a failing exit) | measured | holds |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {c['value']} | {'yes' if c['passed'] else 'no'} |" for c in report["checks"]]
     return "\n".join(lines) + "\n"
 
 
@@ -233,7 +237,7 @@ def _worker_main(job: dict) -> None:
     elif job["kind"] == "rss":
         result = measure_peak_rss(job["ngf"], job["ndf"], job["batch"], job["setting"])
     else:
-        result = measure_inference(job["ngf"], job["repeats"])
+        result = measure_inference(job["ngf"], job["repeats"], job["threads"])
     print(json.dumps(result))
 
 

@@ -22,9 +22,9 @@ Shared by ``collaface complete`` (one photo or a folder) and the web demo. For o
    old content leak into the result and clears the mask's border pixels.
 
 Faces are completed largest first; a later face sees the earlier completions as known pixels.
-Holes: ``(H, W)`` bool, True = hole. Mask files: white (> 127) = hole, black = known, transparent
-pixels count as known. Coordinates are (x, y) pixels of the upright photo, pixel centres at
-integer coordinates.
+Holes: ``(H, W)`` bool, True = hole. Mask files: white or any non-black grey = hole, black =
+known; in a mask with transparency every painted pixel is hole (see :func:`read_mask`).
+Coordinates are (x, y) pixels of the upright photo, pixel centres at integer coordinates.
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -50,14 +52,27 @@ from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable, FaceAnnotator
 from collaface.data.crop import CropBox, crop_box_from_landmarks, crop_resize, straightened
 from collaface.data.labels import LABEL_COLORS, LANDMARK_NAMES
-from collaface.data.masks import REGIONS, apply_mask, region_mask
-from collaface.data.targets import heatmaps_to_landmarks, onehot_to_parsing
-from collaface.data.transforms import to_tensor_image, to_uint8_image
+from collaface.data.masks import REGIONS, region_mask
 from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
-from collaface.training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_generator
+from collaface.engine import (
+    RUNTIMES,
+    EngineError,
+    generator_input,
+    heatmap_peaks,
+    load_engine,
+    parsing_labels,
+    to_uint8_image,
+)
+from collaface.timing import THREADS
+from collaface.training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights"
-MASK_THRESHOLD = 127          # mask pixels brighter than this are hole
+LOSSY_MASK_THRESHOLD = 127    # JPEG mask pixels brighter than this are hole (others: any non-zero)
+LOSSY_FORMATS = ("JPEG", "MPO")
+MASK_RULE = ("white or any non-black grey marks the hole, black the known pixels; in a mask with transparency, "
+             "every painted (non-transparent) pixel is hole")
+INVERT_HINT = "If black marks the hole in your mask, pass --invert-mask."
+INVERTED_SHARE = 0.5          # a refused mask covering more of the photo (or of the surroundings) may be inverted
 MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
 BLEND_MODES = ("poisson", "none")
 BLEND_MARGIN = 4              # known pixels around the hole's box that the Poisson solve sees
@@ -67,9 +82,13 @@ BINOMIAL_3 = np.array([[0.25, 0.5, 0.25]], np.float32)  # zero gain at the model
 WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
 PANEL_SIZE = 256              # side of each face tile in the parsing picture
 SIDE_BY_SIDE_HEIGHT = 512     # max height of each panel of the side-by-side picture
-HOLE_TINT = np.array([255, 0, 160], np.float32)
+HOLE_COLOUR = (255, 0, 160)   # the hole in the side-by-side picture: opaque, no trace of what was there
+SIDE_BY_SIDE_CAPTIONS = ("input", "hole", "result")
+CAPTION_HEIGHT = 24           # pixels of the caption band above each side-by-side panel
 JPEG_QUALITY = 95             # for JPEG/WebP outputs whose source gives no quantisation tables
 FAILURE_COLUMNS = ("file", "reason")
+MASK_NAME = re.compile(r"^(?P<photo>.+)_mask(?P<suffix>.*)$")  # LaMa: photo.png <-> photo_mask001.png
+PROGRESS_AFTER_S = 1.0        # a single run says what it is doing once it takes longer than this
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NO_FACE = 0, 1, 2, 3
 
@@ -103,22 +122,17 @@ def default_model_dir() -> Path:
     return DEFAULT_MODEL_DIR
 
 
-def pick_device(name: str) -> torch.device:
-    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CompletionError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
-    return torch.device(name)
-
-
 # --------------------------------------------------------------------------- masks
 
 
-def read_mask(path: str | os.PathLike, shape: tuple[int, int], resize: bool = False) -> np.ndarray:
+def read_mask(path: str | os.PathLike, shape: tuple[int, int], resize: bool = False,
+              invert: bool = False) -> np.ndarray:
     """Read a hole mask for a photo of ``shape`` (H, W) -> (H, W) bool, True = hole.
 
-    White (> 127 after conversion to gray) = hole; transparent pixels (alpha <= 127) are known.
+    The conventions of LaMa, IOPaint and paint programs: white or any non-black grey = hole
+    (JPEG masks: brighter than mid-grey, since compression leaves dark noise in the black); a
+    mask with transparent pixels is a painted layer: every painted (non-transparent) pixel is
+    hole, whatever its colour. invert=True swaps hole and known (masks with black = hole).
     EXIF orientation is applied as for photos. resize=True scales a mask of another size
     (nearest neighbour); otherwise a size mismatch is a CompletionError, like an empty or
     all-hole mask. Undecodable files raise io.ImageDecodeError.
@@ -130,6 +144,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int], resize: bool = Fa
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened)
             image.load()
+            lossy = opened.format in LOSSY_FORMATS
     except UnidentifiedImageError:
         raise io.ImageDecodeError(path, "mask is not an image (white = hole on black, PNG or JPEG)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -138,15 +153,19 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int], resize: bool = Fa
         gray = np.asarray(image, np.float64) / 257.0
     else:
         gray = np.asarray(image.convert("L"), np.float64)
-    hole = gray > MASK_THRESHOLD
+    hole = gray > (LOSSY_MASK_THRESHOLD if lossy else 0)
     if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
-        hole &= np.asarray(image.convert("RGBA"))[..., 3] > MASK_THRESHOLD
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+        if (alpha < 255).any():
+            hole = alpha > 0
     if hole.shape != tuple(shape):
         if not resize:
             raise CompletionError(
                 f"{path}: mask is {hole.shape[1]}x{hole.shape[0]} but the photo is {shape[1]}x{shape[0]} "
                 "(width x height, upright); make it the photo's size or pass --resize-mask")
         hole = cv2.resize(hole.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    if invert:
+        hole = ~hole
     check_hole(hole, str(path), gray)
     return hole
 
@@ -156,12 +175,11 @@ def check_hole(hole: np.ndarray, source: str, gray: np.ndarray | None = None) ->
     values = f" (gray values {gray.min():.0f}..{gray.max():.0f})" if gray is not None else ""
     if not hole.any():
         raise CompletionError(
-            f"{source}: the mask is empty, no pixel is a hole{values}; white (> {MASK_THRESHOLD}) marks "
-            "the hole, black the known pixels")
+            f"{source}: the mask is empty, no pixel is a hole{values}; {MASK_RULE}")
     if hole.all():
         raise CompletionError(
-            f"{source}: every pixel is a hole{values}, nothing is left to complete from; white marks "
-            "the hole, black the known pixels (is the mask inverted?)")
+            f"{source}: every pixel is a hole{values}, nothing is left to complete from; {MASK_RULE}. "
+            f"{INVERT_HINT}")
 
 
 def whole_image_box(height: int, width: int) -> CropBox:
@@ -271,15 +289,22 @@ class FaceCompleter:
     :func:`default_model_dir`). device: auto, cpu, cuda or cuda:N. blend: poisson or none.
     seed: seed of the noise that fills the hole (same seed, same result). straighten: turn the
     crops of faces tilted beyond ``STRAIGHTEN_BEYOND`` degrees upright (False: the paper's crop).
+    runtime: the generator's runtime (``collaface.engine.RUNTIMES``); threads: its CPU threads
+    (None: the runtime's default). on_step: called with a
+    few words on each step under way (loading the detector, finding faces, completing...).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
-                 blend: str = "poisson", seed: int = 0, straighten: bool = True):
+                 blend: str = "poisson", seed: int = 0, straighten: bool = True, runtime: str = "auto",
+                 threads: int | None = None, on_step: Callable[[str], None] = lambda step: None):
         if blend not in BLEND_MODES:
             raise CompletionError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
         self.model_path = Path(model) if model is not None else default_model_dir()
-        self.device = pick_device(device)
-        self.cfg, self.generator = load_generator(self.model_path, map_location=self.device)
+        try:
+            self.engine = load_engine(self.model_path, runtime, device, threads)
+        except EngineError as err:
+            raise CompletionError(str(err)) from None
+        self.cfg = self.engine.cfg
         self.tasks = list(self.cfg.model.tasks)
         if "i" not in self.tasks:
             raise CompletionError(
@@ -288,6 +313,7 @@ class FaceCompleter:
         self.blend = blend
         self.seed = seed
         self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else math.inf
+        self.on_step = on_step
         self._detectors: dict[bool, FaceAnnotator] = {}
 
     def close(self) -> None:
@@ -307,6 +333,7 @@ class FaceCompleter:
         Raises AnnotatorUnavailable (with the install command) without the annotation extra.
         """
         if thorough not in self._detectors:
+            self.on_step("loading the face detector")
             self._detectors[thorough] = FaceAnnotator() if thorough else FaceAnnotator(min_tile=WHOLE_PHOTO_TILE)
         return self._detectors[thorough]
 
@@ -336,9 +363,10 @@ class FaceCompleter:
         if hole is not None and hole.shape != shape:
             raise CompletionError(f"hole is {hole.shape[1]}x{hole.shape[0]}, photo is {shape[1]}x{shape[0]}")
         timings = {"detect": 0.0, "model": 0.0, "blend": 0.0}
-        noise = torch.Generator().manual_seed(self.seed)
+        noise = np.random.default_rng(self.seed)
 
         start = time.perf_counter()
+        self.on_step("finding faces")
         faces = self._faces(image, hole, face, no_detect)
         timings["detect"] = time.perf_counter() - start
         if region is not None:
@@ -354,10 +382,11 @@ class FaceCompleter:
             if not hole.any():
                 raise CompletionError(f"the hole does not touch face {face}'s crop")
         selected = faces if face is not None else [f for f in faces if (hole & f.inside).any()]
-        self._check_hole_fits(hole, selected, len(faces), no_detect)
+        self._check_hole_fits(hole, selected, faces, no_detect)
 
         result, remaining, results = image, hole.copy(), []
-        for f in selected:
+        for number, f in enumerate(selected, 1):
+            self.on_step(f"completing face {number} of {len(selected)}")
             start = time.perf_counter()
             face_hole = remaining & f.inside
             crop = crop_resize(result, f.box, self.size)
@@ -373,9 +402,8 @@ class FaceCompleter:
             timings["blend"] += time.perf_counter() - start
             results.append(FaceResult(
                 box=f.box,
-                parsing=onehot_to_parsing(outputs["s"][0]).cpu().numpy().astype(np.uint8) if "s" in outputs else None,
-                landmarks=f.box.to_source(heatmaps_to_landmarks(outputs["d"][0]).cpu().numpy(), self.size)
-                if "d" in outputs else None,
+                parsing=parsing_labels(outputs["s"][0]) if "s" in outputs else None,
+                landmarks=f.box.to_source(heatmap_peaks(outputs["d"][0]), self.size) if "d" in outputs else None,
                 detected=f.detected,
             ))
         return Completion(image=result, hole=hole, faces=results, timings=timings)
@@ -402,31 +430,44 @@ class FaceCompleter:
                 "from the largest")
         return [faces[face]]
 
-    def _check_hole_fits(self, hole: np.ndarray, selected: list[_Face], found: int, no_detect: bool) -> None:
-        """Refuse holes that reach outside the chosen faces' crops or cover most of a crop."""
+    def _check_hole_fits(self, hole: np.ndarray, selected: list[_Face], faces: list[_Face], no_detect: bool) -> None:
+        """Refuse holes that reach outside the chosen faces' crops or cover most of a crop; when
+        the mask covers most of the photo or of the faces' surroundings, say it may be inverted."""
+        problem = self._fit_problem(hole, selected, len(faces), no_detect)
+        if problem is None:
+            return
+        surroundings = ~np.logical_or.reduce([f.inside for f in faces]) if faces else np.ones_like(hole)
+        covered = [(share, where) for share, where in ((hole.mean(), "the photo"),
+                                                      (hole[surroundings].mean() if surroundings.any() else 0.0,
+                                                       "the face's surroundings"))
+                   if share > INVERTED_SHARE]
+        if covered:
+            share, where = covered[0]
+            problem += f". The mask covers {share:.0%} of {where}: it may be inverted. {INVERT_HINT}"
+        raise CompletionError(problem)
+
+    def _fit_problem(self, hole: np.ndarray, selected: list[_Face], found: int, no_detect: bool) -> str | None:
+        """Why ``hole`` cannot be completed with the ``selected`` faces, or None."""
         outside = int(_outside_faces(hole, selected).sum())
         if outside:
             where = "the chosen face's crop" if selected else f"every face's crop ({found} face(s) found)"
-            raise CompletionError(
-                f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it) outside {where}: "
-                "the model completes holes inside the square crop around a face (about 3x the eyes-to-mouth "
-                "size); make the hole smaller or closer to the face"
-                + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
+            return (f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it) outside {where}: "
+                    "the model completes holes inside the square crop around a face (about 3x the eyes-to-mouth "
+                    "size); make the hole smaller or closer to the face"
+                    + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
         for f in selected:
             fraction = float((crop_resize(hole.astype(np.float32), f.box, self.size) > 0.5).mean())
             if fraction > MAX_HOLE_FRACTION:
-                raise CompletionError(
-                    f"the hole covers {fraction:.0%} of a face's crop (at most {MAX_HOLE_FRACTION:.0%}): "
-                    "too little of the face is left to complete it from; make the hole smaller")
+                return (f"the hole covers {fraction:.0%} of a face's crop (at most {MAX_HOLE_FRACTION:.0%}): "
+                        "too little of the face is left to complete it from; make the hole smaller")
+        return None
 
-    def _generate(self, crop: np.ndarray, crop_hole: np.ndarray, noise: torch.Generator) -> dict[str, torch.Tensor]:
-        """Generator outputs {task: (1, C, S, S)} for an (S, S, 3) uint8 crop and (S, S) bool hole."""
-        mask = torch.from_numpy(crop_hole.astype(np.float32))
-        with torch.no_grad():  # not inference_mode: SII's z search needs autograd in its forward
-            masked = apply_mask(to_tensor_image(crop), mask, "noise", noise).to(self.device)
-            return self.generator(masked[None], mask[None, None].to(self.device))
+    def _generate(self, crop: np.ndarray, crop_hole: np.ndarray, noise: np.random.Generator) -> dict[str, np.ndarray]:
+        """Generator outputs {task: (1, C, S, S)} for an (S, S, 3) uint8 crop and (S, S) bool hole,
+        the hole filled with uniform noise from ``noise``."""
+        return self.engine(*generator_input(crop, crop_hole, noise))
 
-    def _predict_landmarks(self, image: np.ndarray, box: CropBox, noise: torch.Generator) -> np.ndarray:
+    def _predict_landmarks(self, image: np.ndarray, box: CropBox, noise: np.random.Generator) -> np.ndarray:
         """(5, 2) photo-pixel landmarks that the model predicts for the unmasked crop (no_detect)."""
         if "d" not in self.tasks:
             raise CompletionError(
@@ -434,7 +475,7 @@ class FaceCompleter:
                 f"{self.model_path} predicts none (its tasks: {', '.join(self.tasks)}); give a --mask")
         crop = crop_resize(image, box, self.size)
         heatmaps = self._generate(crop, np.zeros((self.size, self.size), bool), noise)["d"][0]
-        return box.to_source(heatmaps_to_landmarks(heatmaps).cpu().numpy(), self.size)
+        return box.to_source(heatmap_peaks(heatmaps), self.size)
 
 
 def region_hole(region: str, landmarks: np.ndarray, box: CropBox, shape: tuple[int, int]) -> np.ndarray:
@@ -519,14 +560,22 @@ def landmarks_record(completion: Completion, source: str = "") -> dict:
 
 
 def side_by_side(image: np.ndarray, completion: Completion, height: int = SIDE_BY_SIDE_HEIGHT) -> np.ndarray:
-    """input | input with the hole tinted | result, each scaled to at most ``height`` rows."""
-    tinted = image.astype(np.float32)
-    tinted[completion.hole] = 0.4 * tinted[completion.hole] + 0.6 * HOLE_TINT
-    panels = [image, np.round(tinted).astype(np.uint8), completion.image]
+    """input | the hole, painted opaque ``HOLE_COLOUR`` | result, each scaled to at most
+    ``height`` rows, with the captions input / hole / result above them."""
+    holed = image.copy()
+    holed[completion.hole] = HOLE_COLOUR
+    panels = [image, holed, completion.image]
     scale = min(1.0, height / image.shape[0])
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) if scale < 1 else p for p in panels]
-    return contact_sheet(panels, columns=3, gap=4)
+    if scale < 1:
+        panels = [cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in panels[::2]]
+        panels.insert(1, cv2.resize(holed, size, interpolation=cv2.INTER_NEAREST))  # the colour stays pure
+    captioned = []
+    for panel, caption in zip(panels, SIDE_BY_SIDE_CAPTIONS):
+        band = np.full((CAPTION_HEIGHT, size[0], 3), 255, np.uint8)
+        cv2.putText(band, caption, (4, CAPTION_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        captioned.append(np.concatenate([band, panel], axis=0))
+    return contact_sheet(captioned, columns=3, gap=4)
 
 
 def save_image(path: Path, image: np.ndarray | Image.Image, source: Path | None = None) -> None:
@@ -556,12 +605,21 @@ def save_image(path: Path, image: np.ndarray | Image.Image, source: Path | None 
 
 def complete_file(completer: FaceCompleter, path: Path, out: Path, mask: Path | None = None,
                   region: str | None = None, face: int | None = None, no_detect: bool = False,
-                  resize_mask: bool = False) -> tuple[np.ndarray, Completion]:
+                  resize_mask: bool = False, invert_mask: bool = False) -> tuple[np.ndarray, Completion]:
     """Decode ``path``, complete it, write ``out`` (format from its suffix; gray, 16-bit gray and
-    alpha photos stay so, see :func:`io.merge_into_photo`). -> (RGB photo, completion)."""
+    alpha photos stay so, see :func:`io.merge_into_photo`). -> (RGB photo, completion).
+    A CompletionError names the photo (and the mask) it is about."""
+    completer.on_step(f"reading {path}")
     image, photo = io.load_photo(path)
-    hole = read_mask(mask, image.shape[:2], resize_mask) if mask is not None else None
-    completion = completer.complete(image, hole=hole, region=region, face=face, no_detect=no_detect)
+    try:
+        hole = read_mask(mask, image.shape[:2], resize_mask, invert_mask) if mask is not None else None
+        completion = completer.complete(image, hole=hole, region=region, face=face, no_detect=no_detect)
+    except CompletionError as err:
+        if str(err).startswith((str(path), str(mask))):
+            raise
+        about = f"{path}" + (f" with mask {mask}" if mask is not None else "")
+        raise type(err)(f"{about}: {err}") from None
+    completer.on_step(f"writing {out}")
     save_image(out, io.merge_into_photo(photo, completion.image, completion.hole, io.image_format(out)), source=path)
     return image, completion
 
@@ -580,43 +638,64 @@ class BatchSummary:
     seconds: float
 
     def __str__(self) -> str:
+        failed = f"{self.failed} failed (see {self.out / 'failures.csv'})" if self.failed else "none failed"
         return (f"completed {self.completed} photos in {self.seconds:.1f} s, {self.skipped} already done, "
-                f"{self.failed} failed (see {self.out / 'failures.csv'}); results in {self.out}")
+                f"{failed}; results in {self.out}")
 
 
-def find_mask(masks_dir: Path, relative: Path, plain_names: bool = True) -> Path:
-    """The mask of photo ``relative`` (its path under the photo folder): in the same subfolder of
-    ``masks_dir``, named ``<stem>_mask.<ext>`` or, with plain_names, ``<stem>.<ext>`` (any image
-    extension, any case; the ``_mask`` name wins). CompletionError when none or several match."""
-    folder = masks_dir / relative.parent
-    extensions = sorted({e for ext in io.IMAGE_EXTENSIONS for e in (ext, ext.upper())})
-    names = [f"{relative.stem}_mask"] + ([relative.stem] if plain_names else [])
+def mask_photo_stem(path: Path) -> str | None:
+    """``NAME`` for a LaMa-style mask file ``NAME_mask<anything>.<ext>``, else None."""
+    match = MASK_NAME.match(path.stem)
+    return match["photo"] if match else None
+
+
+def find_masks(folder: Path, stem: str, plain_names: bool = True) -> list[Path]:
+    """The masks of photo ``stem`` in ``folder``: ``<stem>_mask<anything>.<ext>`` (LaMa; one
+    per suffix, sorted) or, when there is none and plain_names, ``<stem>.<ext>`` (IOPaint's
+    same-name layout); any image extension, any case. CompletionError when none match or one
+    name has several extensions."""
+    found: dict[str, list[Path]] = {}
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in io.IMAGE_EXTENSIONS and path.is_file():
+                found.setdefault(path.stem, []).append(path)
+    names = sorted(n for n in found if mask_photo_stem(Path(n)) == stem)
+    if not names and plain_names and stem in found:
+        names = [stem]
+    if not names:
+        expected = f"{stem}_mask*.png" + (f" or {stem}.png" if plain_names else "")
+        raise CompletionError(f"no mask named {expected} (or another image extension) in {folder}")
     for name in names:
-        found = [folder / (name + ext) for ext in extensions if (folder / (name + ext)).is_file()]
-        if len(found) > 1:
-            raise CompletionError(f"several masks match: {', '.join(p.name for p in found)}")
-        if found:
-            return found[0]
-    expected = " or ".join(f"{name}.png" for name in names)
-    raise CompletionError(f"no mask named {expected} (or another image extension) in {folder}")
+        if len(found[name]) > 1:
+            raise CompletionError(f"several masks match: {', '.join(p.name for p in found[name])}")
+    return [found[name][0] for name in names]
 
 
-def batch_inputs(src: Path, out: Path, masks_dir: Path | None) -> list[Path]:
-    """Photos under ``src`` (recursive, sorted) without the output folder's files, the masks
-    folder's files and, when the masks lie beside the photos, the ``*_mask`` files."""
+def batch_photos(src: Path, out: Path, masks: Path | None) -> list[Path]:
+    """Photos under ``src`` (recursive, sorted): not the output folder's files, not a separate
+    masks folder's files, and never a mask (``NAME_mask*`` beside a photo ``NAME``)."""
     out_root = out.resolve()
-    masks_root = masks_dir.resolve() if masks_dir is not None else None
-    masks_beside = masks_root == src.resolve()
-    inputs = []
-    for path in io.list_images(src):
-        parent = path.parent.resolve()
-        if parent.is_relative_to(out_root):
-            continue
-        if masks_root is not None and parent.is_relative_to(masks_root) and (
-                not masks_beside or path.stem.endswith("_mask")):
-            continue
-        inputs.append(path)
-    return inputs
+    masks_root = masks.resolve() if masks is not None and masks.is_dir() else None
+    images = [p for p in io.list_images(src) if not p.parent.resolve().is_relative_to(out_root)]
+    if masks_root is not None and masks_root != src.resolve():
+        images = [p for p in images if not p.parent.resolve().is_relative_to(masks_root)]
+    stems = {(p.parent, p.stem) for p in images}
+    return [p for p in images if (p.parent, mask_photo_stem(p)) not in stems]
+
+
+def batch_jobs(src: Path, relative: Path, masks: Path | None) -> list[tuple[Path | None, Path]]:
+    """(mask or None, result path under OUT) for photo ``src/relative``. masks: None (a region),
+    one mask file for every photo, or a folder (see :func:`find_masks`; the photo folder itself
+    for masks beside the photos). A mask named ``NAME_mask`` (or ``NAME``) gives the result
+    ``relative``; masks ``NAME_mask<suffix>`` give one result each, named after the mask."""
+    if masks is None:
+        return [(None, relative)]
+    if masks.is_file():
+        return [(masks, relative)]
+    beside = masks.resolve() == src.resolve()
+    found = find_masks(masks / relative.parent, relative.stem, plain_names=not beside)
+    return [(m, relative if m.stem in (relative.stem, f"{relative.stem}_mask")
+             else relative.with_name(m.stem + relative.suffix)) for m in found]
 
 
 def output_path(out: Path, relative: Path, inputs: tuple[Path, ...]) -> Path:
@@ -639,51 +718,64 @@ def _is_done(target: Path, sources: tuple[Path, ...]) -> bool:
     return all(p.stat().st_mtime_ns <= written for p in sources)
 
 
-def complete_folder(completer: FaceCompleter, src: Path, out: Path, masks_dir: Path | None = None,
+def complete_folder(completer: FaceCompleter, src: Path, out: Path, masks: Path | None = None,
                     region: str | None = None, face: int | None = None, no_detect: bool = False,
-                    resize_mask: bool = False, progress: bool = True) -> BatchSummary:
+                    resize_mask: bool = False, invert_mask: bool = False, progress: bool = True) -> BatchSummary:
     """Complete every photo under ``src`` into ``out`` (same relative path, format and size).
 
-    Masks come from ``masks_dir`` (see :func:`find_mask`) or ``region``. Finished results are
-    skipped on a rerun; a photo that fails is listed in OUT/failures.csv (file, reason) and the
-    batch goes on. Nothing is written outside ``out``; inputs are only read.
+    Holes come from ``region`` or ``masks``: one mask file for every photo, a folder of masks
+    matched by name (IOPaint: ``photo.png`` <-> ``MASKS/photo.png``; also ``photo_mask*.png``), or
+    masks beside the photos (LaMa: ``photo.png`` with ``photo_mask001.png``, ...; the default
+    when neither is given). Finished results are skipped on a rerun; a photo that fails is
+    listed in OUT/failures.csv (file, reason) and the batch goes on. Nothing is written outside
+    ``out``; inputs are only read.
     """
     src, out = Path(src), Path(out)
-    if (masks_dir is None) == (region is None):
-        raise CompletionError("give exactly one of a masks folder or a region")
+    if masks is not None and region is not None:
+        raise CompletionError("give one of a mask (file or folder) or a region, not both")
     if not src.is_dir():
         raise CompletionError(f"{src}: photo folder not found")
-    if masks_dir is not None and not masks_dir.is_dir():
-        raise CompletionError(f"{masks_dir}: masks folder not found")
-    for name, folder in (("photo", src), ("masks", masks_dir)):
+    if masks is not None and not masks.exists():
+        raise CompletionError(f"{masks}: no such mask file or folder")
+    if masks is None and region is None:
+        if not any(mask_photo_stem(p) for p in io.list_images(src)):
+            raise CompletionError(
+                f"{src}: no masks beside the photos (photo_mask*.png) and no --mask or --region given; give the holes: "
+                "--mask MASK.png (one for every photo) or MASK_DIR (matched by name), or --region NAME")
+        masks = src
+    for name, folder in (("photo", src), ("masks", masks)):
         if folder is not None and out.resolve() == folder.resolve():
             raise CompletionError(f"--out {out} is the {name} folder; results must go to a folder of their own")
     if not no_detect:
         completer.detector(thorough=False)  # fail now, not once per photo, without the extra
-    inputs = batch_inputs(src, out, masks_dir)
-    masks_beside = masks_dir is not None and masks_dir.resolve() == src.resolve()
+    photos = batch_photos(src, out, masks)
     out.mkdir(parents=True, exist_ok=True)
     failures, counts, start = [], {"completed": 0, "skipped": 0}, time.perf_counter()
     try:
-        bar = tqdm(inputs, desc="complete", unit="photo", disable=not progress)
+        bar = tqdm(photos, desc="complete", unit="photo", disable=not progress)
         for path in bar:
             relative = path.relative_to(src)
             try:
-                mask = find_mask(masks_dir, relative, plain_names=not masks_beside) if masks_dir else None
-                sources = (path,) if mask is None else (path, mask)
-                target = output_path(out, relative, sources)
-                if _is_done(target, sources):
-                    counts["skipped"] += 1
-                    continue
-                complete_file(completer, path, target, mask=mask, region=region, face=face,
-                              no_detect=no_detect, resize_mask=resize_mask)
-                counts["completed"] += 1
-            except io.ImageDecodeError as err:
-                failures.append({"file": relative.as_posix(), "reason": f"{Path(err.path).name}: {err.reason}"})
+                jobs = batch_jobs(src, relative, masks)
             except CompletionError as err:
                 failures.append({"file": relative.as_posix(), "reason": str(err)})
-            except Exception as err:  # one bad photo must not end a long batch: record it, go on
-                failures.append({"file": relative.as_posix(), "reason": f"unexpected {type(err).__name__}: {err}"})
+                continue
+            for mask, result in jobs:
+                try:
+                    sources = (path,) if mask is None else (path, mask)
+                    target = output_path(out, result, sources)
+                    if _is_done(target, sources):
+                        counts["skipped"] += 1
+                        continue
+                    complete_file(completer, path, target, mask=mask, region=region, face=face,
+                                  no_detect=no_detect, resize_mask=resize_mask, invert_mask=invert_mask)
+                    counts["completed"] += 1
+                except io.ImageDecodeError as err:
+                    failures.append({"file": result.as_posix(), "reason": f"{Path(err.path).name}: {err.reason}"})
+                except CompletionError as err:
+                    failures.append({"file": result.as_posix(), "reason": str(err)})
+                except Exception as err:  # one bad photo must not end a long batch: record it, go on
+                    failures.append({"file": result.as_posix(), "reason": f"unexpected {type(err).__name__}: {err}"})
             bar.set_postfix(done=counts["completed"], failed=len(failures), refresh=False)
     finally:  # also after an interrupt
         io.write_csv_atomic(out / "failures.csv", FAILURE_COLUMNS, failures)
@@ -698,19 +790,25 @@ Fill a hole in a face photo (sunglasses, a hand, a scratch, a sticker...) and pr
 face's parsing and 5 landmarks.
 
 One photo:  collaface complete PHOTO (--mask MASK.png | --region NAME) [--out OUT.png]
-A folder:   collaface complete DIR (--masks MASK_DIR | --region NAME) --out OUT_DIR
+A folder:   collaface complete DIR [--mask MASK.png | --mask MASK_DIR | --region NAME] --out OUT_DIR
 
-The mask is a PNG/JPEG of the photo's size: WHITE (> 127) = HOLE to fill, black = keep
-(transparent pixels count as keep). --region places a hole from the detected landmarks
+Masks, as LaMa and IOPaint make them: WHITE or any non-black grey = HOLE to fill, black =
+keep (JPEG masks: brighter than mid-grey); a mask with transparency is a painted layer: every
+painted pixel is hole, whatever its colour. --invert-mask for masks with black = hole. Same
+size as the photo (or --resize-mask). --region places a hole from the detected landmarks
 instead. Faces are found automatically (any size or position; needs
 `pip install 'collaface[annotate]'`); each face whose square crop touches the hole is
 completed at the model's resolution, upsampled, Poisson-blended and written back into the
 full-size photo inside the hole only: every other pixel stays exactly as it was (save as PNG
 to keep them bit-exact; JPEG re-encodes every pixel, at the source's own quality).
 
-Folder mode: masks are matched by name (photo.jpg <-> photo_mask.png or photo.png, in the same
-subfolder of MASK_DIR); results keep each photo's relative path, format and size; a rerun skips
-finished results; photos that fail are listed in OUT_DIR/failures.csv and the batch goes on.
+Folder mode, the holes: --mask MASK.png (one mask for every photo), --mask MASK_DIR (IOPaint:
+the same names, photo.jpg <-> MASK_DIR/photo.png, or photo_mask*.png, in the same subfolder),
+masks beside the photos (LaMa: photo.png with photo_mask.png or photo_mask001.png,
+photo_mask002.png...: one result per mask, named after it; used when no --mask or --region is
+given), or --region NAME. Mask files are never taken for photos. Results keep each photo's
+relative path, format and size; a rerun skips finished results; photos that fail are listed
+in OUT_DIR/failures.csv and the batch goes on.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad usage or input (also when any photo of a batch
 failed), 3 no face found (use --no-detect for photos that are face crops already)."""
@@ -723,16 +821,21 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         description=COMPLETE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="a photo, or a folder of photos (searched recursively)")
     hole = p.add_mutually_exclusive_group()
-    hole.add_argument("--mask", metavar="MASK.png",
-                      help="hole mask for one photo: white (> 127) = hole, same size as the photo")
-    hole.add_argument("--masks", metavar="MASK_DIR", help="folder of masks for a folder of photos, matched by name")
+    hole.add_argument("--mask", "--masks", metavar="MASK", dest="mask",
+                      help="hole mask (white or non-black grey = hole, or painted pixels of a transparent layer; "
+                           "the photo's size): a file, for one photo or every photo of a folder, or a folder of "
+                           "masks matched by name")
     hole.add_argument("--region", choices=REGIONS, metavar="NAME",
                       help=f"hole over this face region, placed from the detected landmarks: {', '.join(REGIONS)}")
+    p.add_argument("--invert-mask", action="store_true", help="the masks mark the hole in black: swap hole and keep")
     p.add_argument("--out", metavar="OUT",
                    help="output file (one photo: .png, .jpg, .webp or .bmp; default ./<name>_completed.<ext>, PNG "
                         "for other inputs) or folder (batch; required)")
     p.add_argument("--model", metavar="DIR", help="exported model folder, training run folder or ckpt-*.pt "
                                                   f"(default: the shipped weights in {DEFAULT_MODEL_DIR})")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="the generator's runtime: torch, or onnx (onnxruntime, the light install without torch; "
+                        "starts faster); default auto = torch where it is installed, else onnx")
     p.add_argument("--face", type=int, metavar="N",
                    help="complete only face N (0 = largest); default: every face the hole touches")
     p.add_argument("--no-detect", action="store_true",
@@ -741,12 +844,15 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--parsing", metavar="OUT.png",
                    help="also write the completed face's parsing, colour-coded with a legend")
     p.add_argument("--landmarks", metavar="OUT.json", help="also write the 5 predicted landmarks in photo pixels")
-    p.add_argument("--side-by-side", metavar="OUT.png", help="also write input | hole | result")
+    p.add_argument("--side-by-side", metavar="OUT.png", help="also write input | hole | result, with captions")
     p.add_argument("--blend", choices=BLEND_MODES, default="poisson",
                    help="how the completion meets the known pixels (default poisson; none = the upsampled "
                         "model output as it is)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise filling the hole (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto; torch runtime)")
+    p.add_argument("--threads", type=int, default=THREADS,
+                   help=f"CPU threads of the generator (default {THREADS}: one photo at a time gains little from "
+                        "more, and on a busy machine threads that wait for each other are 10x slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (folder mode)")
     p.set_defaults(func=run_complete)
     return p
@@ -757,20 +863,16 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     source = Path(args.input)
     if not source.exists():
         return f"{source}: no such photo or folder"
+    if args.mask and not Path(args.mask).exists():
+        return f"{args.mask}: no such mask file or folder"
     extras = [flag for flag, value in (("--parsing", args.parsing), ("--landmarks", args.landmarks),
                                        ("--side-by-side", args.side_by_side)) if value]
     if source.is_dir():
-        if args.mask:
-            return "--mask is for one photo; for a folder give --masks MASK_DIR or --region NAME"
-        if not (args.masks or args.region):
-            return "give the holes: --masks MASK_DIR (white = hole, matched by name) or --region NAME"
         if not args.out:
             return "folder mode needs --out OUT_DIR"
         if extras:
             return f"{', '.join(extras)} work on one photo, not a folder"
     else:
-        if args.masks:
-            return "--masks is for a folder of photos; for one photo give --mask MASK.png"
         if not (args.mask or args.region):
             return "give the hole: --mask MASK.png (white = hole) or --region NAME"
         outputs = {"--out": args.out, "--parsing": args.parsing, "--side-by-side": args.side_by_side}
@@ -786,9 +888,44 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             return "two outputs name the same file"
     if args.face is not None and args.face < 0:
         return f"--face must be >= 0, got {args.face}"
+    if args.threads < 1:
+        return f"--threads must be >= 1, got {args.threads}"
     if args.face is not None and args.no_detect:
         return "--face picks a detected face; it cannot go with --no-detect"
     return None
+
+
+class Progress:
+    """Says on stderr what a run is doing, once it has taken longer than ``after`` seconds:
+    then the step under way and every later one, with the time since the start."""
+
+    def __init__(self, after: float, stream=None):
+        self._stream = stream if stream is not None else sys.stderr
+        self._start = time.perf_counter()
+        self._step: str | None = None
+        self._shown = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(after, self._show_current)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def __call__(self, step: str) -> None:
+        with self._lock:
+            self._step = step
+            if self._shown:
+                self._print()
+
+    def _show_current(self) -> None:
+        with self._lock:
+            self._shown = True
+            if self._step is not None:
+                self._print()
+
+    def _print(self) -> None:
+        print(f"collaface: {self._step} ({time.perf_counter() - self._start:.1f} s)", file=self._stream, flush=True)
+
+    def close(self) -> None:
+        self._timer.cancel()
 
 
 def run_complete(args: argparse.Namespace) -> int:
@@ -797,13 +934,17 @@ def run_complete(args: argparse.Namespace) -> int:
     if problem:
         print(f"collaface complete: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    progress = Progress(PROGRESS_AFTER_S)
     try:
-        with FaceCompleter(args.model, device=args.device, blend=args.blend, seed=args.seed) as completer:
+        progress(f"loading the model ({args.runtime} runtime)")
+        with FaceCompleter(args.model, device=args.device, blend=args.blend, seed=args.seed,
+                           runtime=args.runtime, threads=args.threads, on_step=progress) as completer:
             if Path(args.input).is_dir():
+                completer.on_step = lambda step: None  # a folder's progress is its progress bar
                 summary = complete_folder(
-                    completer, Path(args.input), Path(args.out), masks_dir=Path(args.masks) if args.masks else None,
-                    region=args.region, face=args.face, no_detect=args.no_detect,
-                    resize_mask=args.resize_mask, progress=not args.no_progress)
+                    completer, Path(args.input), Path(args.out), masks=Path(args.mask) if args.mask else None,
+                    region=args.region, face=args.face, no_detect=args.no_detect, resize_mask=args.resize_mask,
+                    invert_mask=args.invert_mask, progress=not args.no_progress)
                 print(summary)
                 return EXIT_OK if summary.failed == 0 else EXIT_BAD_INPUT
             return _complete_one(completer, args)
@@ -820,6 +961,8 @@ def run_complete(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"collaface complete: cannot read or write a file: {err}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        progress.close()
 
 
 def _complete_one(completer: FaceCompleter, args: argparse.Namespace) -> int:
@@ -829,9 +972,16 @@ def _complete_one(completer: FaceCompleter, args: argparse.Namespace) -> int:
     for flag, task, what in (("--parsing", "s", "parsing"), ("--landmarks", "d", "landmarks")):
         if getattr(args, flag[2:]) and task not in completer.tasks:
             raise CompletionError(f"{flag}: the model predicts no {what} (its tasks: {', '.join(completer.tasks)})")
+    mask = Path(args.mask) if args.mask else None
+    if mask is not None and mask.is_dir():
+        found = find_masks(mask, source.stem)
+        if len(found) > 1:
+            raise CompletionError(f"{source}: {len(found)} masks match in {mask} ({', '.join(p.name for p in found)}); "
+                                  "give one with --mask, or complete the folder")
+        mask = found[0]
     image, completion = complete_file(
-        completer, source, out, mask=Path(args.mask) if args.mask else None, region=args.region,
-        face=args.face, no_detect=args.no_detect, resize_mask=args.resize_mask)
+        completer, source, out, mask=mask, region=args.region, face=args.face, no_detect=args.no_detect,
+        resize_mask=args.resize_mask, invert_mask=args.invert_mask)
     lines = [f"completed {len(completion.faces)} face(s) of {source}; result: {out}"]
     if out.suffix.lower() in (".jpg", ".jpeg", ".webp"):
         lines.append("note: lossy output re-encodes every pixel; use a .png --out to keep the known pixels exact")
@@ -848,4 +998,3 @@ def _complete_one(completer: FaceCompleter, args: argparse.Namespace) -> int:
         lines.append(f"side by side: {args.side_by_side}")
     print("\n".join(lines))
     return EXIT_OK
-

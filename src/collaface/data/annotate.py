@@ -91,10 +91,21 @@ class AnnotatorUnavailable(RuntimeError):
 
 
 def _import_mediapipe() -> ModuleType:
+    """mediapipe, imported without matplotlib.pyplot: its drawing helpers import pyplot (0.5-1 s,
+    most of mediapipe's import time) for a plotting function collaface never calls, so unless
+    pyplot is loaded already an empty placeholder stands in for it during the import and is
+    removed after (a later ``import matplotlib.pyplot`` gets the real one)."""
+    placeholder = None
+    if "matplotlib.pyplot" not in sys.modules:
+        placeholder = ModuleType("matplotlib.pyplot", "placeholder while mediapipe is imported (collaface)")
+        sys.modules["matplotlib.pyplot"] = placeholder
     try:
         mp = importlib.import_module("mediapipe")
     except ImportError as err:
         raise AnnotatorUnavailable(f"face annotation needs mediapipe ({err}); {INSTALL_HINT}") from None
+    finally:
+        if placeholder is not None and sys.modules.get("matplotlib.pyplot") is placeholder:
+            del sys.modules["matplotlib.pyplot"]
     if not hasattr(mp, "solutions"):
         raise AnnotatorUnavailable(
             f"mediapipe {getattr(mp, '__version__', '?')} has no legacy `solutions` API; {INSTALL_HINT}")

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from collaface.config import MaskConfig
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the photo path runs without it
+    import torch
 
 MASK_FILL: dict[str, str] = {
     "block": "noise",
@@ -339,6 +342,8 @@ def apply_mask(
     ``generator`` on its device and moved to the image's device; None uses torch's global
     generator of the image's device.
     """
+    import torch
+
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
     if image.dim() not in (3, 4):

@@ -26,6 +26,7 @@ import numpy as np
 from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable
 from collaface.data.masks import REGIONS
+from collaface.engine import RUNTIMES
 from collaface.inference import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -39,6 +40,7 @@ from collaface.inference import (
     parsing_picture,
     save_image,
 )
+from collaface.timing import THREADS
 from collaface.training.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,11 @@ PAINTED = "painted hole"          # region choice: use the brush strokes
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 40_000_000           # decoded photo size limit (about 7700 x 5200)
 BRUSH_COLOUR = "#ff00ff"
+UPLOAD_HEIGHT = 140               # pixels: a compact drop zone keeps the Complete button in view
 INTRO = """\
-# collaface: face completion
-1. Upload a face photo. 2. Paint over what should be filled (an eye, a hand, sunglasses...) or
-pick a region preset. 3. Press **Complete**. Every pixel you did not paint stays as it was.
+## collaface: face completion
+Upload a face photo, paint over what should be filled (or pick a region as the **Hole**), press
+**Complete**. Every pixel you did not paint stays as it was.
 """
 
 
@@ -176,18 +179,18 @@ def build_app(session: DemoSession):
         with gr.Row():
             with gr.Column():
                 upload = gr.File(label=f"Face photo (JPEG, PNG, WebP or BMP; up to {session.max_upload_mb:g} MB)",
-                                 file_types=["image"], type="filepath", elem_id="upload")
+                                 file_types=["image"], type="filepath", height=UPLOAD_HEIGHT, elem_id="upload")
+                with gr.Row(equal_height=True):  # the controls above the canvas: in view without scrolling
+                    region = gr.Dropdown([PAINTED, *REGIONS], value=PAINTED, label="Hole", scale=2, min_width=150,
+                                         elem_id="region")
+                    button = gr.Button("Complete", variant="primary", scale=1, min_width=110, elem_id="complete")
+                no_detect = gr.Checkbox(label="The photo is a face crop already (skip face detection)",
+                                        elem_id="no-detect")
+                status = gr.Markdown("Upload a face photo to start.", elem_id="status")
                 editor = gr.ImageEditor(
                     label="Paint over what should be filled", type="numpy", image_mode="RGBA",
                     sources=(), transforms=(), layers=False, format="png", elem_id="editor",
                     brush=gr.Brush(colors=[BRUSH_COLOUR], default_color=BRUSH_COLOUR, color_mode="fixed"))
-                region = gr.Dropdown([PAINTED, *REGIONS], value=PAINTED, label="Hole",
-                                     info="the painted strokes, or a region placed from the face's landmarks",
-                                     elem_id="region")
-                no_detect = gr.Checkbox(label="The photo is a face crop already (skip face detection)",
-                                        elem_id="no-detect")
-                button = gr.Button("Complete", variant="primary", elem_id="complete")
-                status = gr.Markdown("Upload a face photo to start.", elem_id="status")
             with gr.Column():
                 result = gr.Image(label="Completed photo", type="numpy", format="png", interactive=False,
                                   elem_id="result")
@@ -225,7 +228,11 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--model", help="exported model folder, run folder or ckpt-*.pt (default: the shipped weights)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto; torch runtime)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="the generator's runtime: torch or onnx (onnxruntime, no torch needed); default auto = "
+                        "torch where it is installed, else onnx")
+    p.add_argument("--threads", type=int, default=THREADS, help=f"CPU threads of the generator (default {THREADS})")
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB (default {MAX_UPLOAD_MB})")
     p.set_defaults(func=run_demo)
@@ -241,11 +248,12 @@ def _is_loopback(host: str) -> bool:
 
 def run_demo(args: argparse.Namespace) -> int:
     """``collaface demo``: serve until interrupted. Exit codes: 0 ok, 1 failure, 2 bad model/usage."""
-    if not 0 < args.port < 65536 or args.max_upload_mb <= 0:
-        print("collaface demo: --port must be in 1..65535 and --max-upload-mb > 0", file=sys.stderr)
+    if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.threads < 1:
+        print("collaface demo: --port must be in 1..65535, --max-upload-mb > 0 and --threads >= 1", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        session = DemoSession(FaceCompleter(args.model, device=args.device), args.max_upload_mb)
+        session = DemoSession(FaceCompleter(args.model, device=args.device, runtime=args.runtime, threads=args.threads),
+                              args.max_upload_mb)
     except (ModelNotFoundError, CheckpointError, CompletionError) as err:
         print(f"collaface demo: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

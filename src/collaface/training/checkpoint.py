@@ -20,11 +20,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from collaface import config as cfgmod
+
+if TYPE_CHECKING:  # torch is imported where it is used: the photo path reads CheckpointError without it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -
     folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    import torch
+
     payload = {"format": FORMAT, "version": VERSION, **state}
     with open(tmp, "wb") as handle:
         torch.save(payload, handle)
@@ -71,6 +74,8 @@ def save_checkpoint(state: dict[str, Any], folder: Path, step: int, keep: int) -
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a resumable checkpoint with ``weights_only=True``; CheckpointError if unusable."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -190,26 +195,44 @@ def export_generator(state: dict[str, Any], out_dir: Path, half: bool = False) -
     return out_dir
 
 
+def read_exported_config(model_dir: Path) -> cfgmod.Config:
+    """The config of an exported model folder (its config.json); CheckpointError naming the file
+    if it is missing or invalid. Needs no torch."""
+    config_file = Path(model_dir) / CONFIG_FILE
+    if not config_file.is_file():
+        raise CheckpointError(f"{config_file}: missing from the exported model folder")
+    try:
+        return cfgmod.from_dict(json.loads(config_file.read_text())["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, cfgmod.ConfigError) as err:
+        raise CheckpointError(f"{config_file}: invalid model config ({err})") from None
+
+
 def load_exported(model_dir: Path) -> tuple[cfgmod.Config, dict[str, torch.Tensor]]:
     """(config, float32 generator state dict) of an exported model folder; clear errors if broken."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     model_dir = Path(model_dir)
-    weights, config_file = model_dir / WEIGHTS_FILE, model_dir / CONFIG_FILE
-    for path in (weights, config_file):
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing from the exported model folder")
-    try:
-        meta = json.loads(config_file.read_text())
-        cfg = cfgmod.from_dict(meta["config"])
-    except (json.JSONDecodeError, KeyError, cfgmod.ConfigError) as err:
-        raise CheckpointError(f"{config_file}: invalid model config ({err})") from None
+    weights = model_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing from the exported model folder")
+    cfg = read_exported_config(model_dir)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{weights}: unreadable weights file ({err})") from None
     return cfg, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def load_exported_state(model_dir: Path) -> dict[str, Any]:
+    """An exported model folder as the state dict :func:`export_generator` takes (config, step,
+    float32 generator weights, averaged_steps where recorded): to re-export it."""
+    cfg, weights = load_exported(model_dir)
+    meta = json.loads((Path(model_dir) / CONFIG_FILE).read_text())
+    state = {"config": cfgmod.to_dict(cfg), "step": meta.get("step", 0), "generator": weights}
+    if "averaged_steps" in meta:
+        state["averaged_steps"] = meta["averaged_steps"]
+    return state
 
 
 def load_generator(path: Path, map_location: str | torch.device = "cpu"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import math
 
@@ -16,6 +17,7 @@ from test_dataset import make_prepared
 
 from collaface import config as C
 from collaface import evaluation as E
+from collaface import realism as R
 from collaface.data.sources.base import DatasetLayoutError
 from collaface.models.build import build_model
 from collaface.training.checkpoint import CheckpointError, export_generator, load_generator
@@ -53,13 +55,15 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(tiny):
-    """The full report of all three models on 4 faces (2 batches), every condition, through the CLI parser."""
+    """The full report of all three models on 4 faces (2 batches), every condition, through the CLI
+    parser; without the realism measures (see test_realism_scores_in_the_report)."""
     parser = argparse.ArgumentParser()
     E.add_evaluate_parser(parser.add_subparsers())
     out = tiny["root"] / "report"
     args = parser.parse_args(["evaluate", tiny["run"], tiny["only_i"], tiny["only_sd"], "--data", str(tiny["data"]),
                               "--split", "train", "--out", str(out), "--limit", "4", "--batch-size", "3",
-                              "--bootstrap", "50", "--workers", "0", "--device", "cpu", "--no-progress"])
+                              "--bootstrap", "50", "--workers", "0", "--device", "cpu", "--no-progress",
+                              "--no-realism"])
     assert args.func(args) == 0
     return out
 
@@ -84,7 +88,9 @@ def test_report_files_and_tables(report, tiny):
         rows = list(csv.DictReader(handle))
     assert {r["table"] for r in rows} == {"table1", "table2", "table3"}
     assert len([r for r in rows if r["table"] == "table1"]) == len(E.ALL_CONDITIONS) * 5 * len(E.IMAGE_METRICS)
+    assert data["results"]["realism"] == {"by_condition": {}, "occlusions": {}}
     text = (report / "report.md").read_text()
+    assert "Realism" not in text
     for expected in ("## Occlusions O1-O6", "paper: M*_isd", "## Table 2", "## Table 3", "Navier-Stokes (OpenCV)",
                      "freeform-40-50", "LPIPS and FID are not reported"):
         assert expected in text
@@ -122,6 +128,39 @@ def test_a_bad_model_is_reported_as_not_beating_baselines(report):
     table = results["table1"]["O1"]
     assert (paired["sharpness"]["value"] > 0) == (table["tiny_i"]["sharpness"]["value"]
                                                   > table["small"]["sharpness"]["value"])
+
+
+def test_realism_scores_in_the_report(tiny, tmp_path, monkeypatch):
+    """C2ST (3 seeds, CI) and SWD per condition and method, their mean over the occlusions, in
+    report.json, .csv and .md; two runs agree."""
+    monkeypatch.setattr(R, "c2st", functools.partial(R.c2st, steps=3))  # a fast, not a meaningful, test
+    reports = [E.run_evaluation([tiny["run"]], str(tiny["data"]), tmp_path / name, split="train",
+                                conditions=("O1", "O2", "block"), eval_cfg=C.EvalConfig(batch_size=3, bootstrap=20),
+                                limit=4, workers=0, device="cpu", progress=False) for name in ("a", "b")]
+    assert reports[0]["results"] == reports[1]["results"]
+    realism = reports[0]["results"]["realism"]
+    assert list(realism["by_condition"]) == ["O1", "O2", "block"]
+    for methods in realism["by_condition"].values():
+        assert list(methods) == ["small", *E.BASELINES]
+        for scores in methods.values():
+            test = scores["c2st"]
+            assert len(test["seeds"]) == 3 and test["n_test"] == 2  # 30% of 4 faces: one face, two patches
+            assert test["accuracy"] == pytest.approx(np.mean(test["seeds"]))
+            assert 0 <= test["low"] <= test["accuracy"] <= test["high"] <= 1
+            assert len(scores["swd"]["levels"]) == R.SWD_LEVELS and scores["swd"]["faces"] == 4
+    mean = realism["occlusions"]["telea"]
+    assert mean["conditions"] == ["O1", "O2"] and mean["c2st"]["n_test"] == 4
+    assert mean["c2st"]["accuracy"] == pytest.approx(np.mean([realism["by_condition"][c]["telea"]["c2st"]["accuracy"]
+                                                              for c in ("O1", "O2")]))
+    assert reports[0]["conditions"]["O1"]["realism_seconds"] > 0
+    assert "c2st" in reports[0]["metrics"] and "swd" in reports[0]["metrics"]
+    with open(tmp_path / "a" / "report.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["table"] == "realism"]
+    assert {r["condition"] for r in rows} == {"O1", "O2", "block", E.OCCLUSIONS_MEAN}
+    assert {r["metric"] for r in rows} == {"c2st_accuracy", "swd", *(f"swd_level{k}" for k in range(R.SWD_LEVELS))}
+    text = (tmp_path / "a" / "report.md").read_text()
+    assert text.count("### Realism: C2ST accuracy, 50% = indistinguishable; SWD") == 2  # occlusions, paper masks
+    assert "| method | O1 | O2 | mean O1, O2 |" in text
 
 
 def test_occlusion_evaluation_is_deterministic(tiny):

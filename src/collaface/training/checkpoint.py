@@ -159,6 +159,8 @@ def interpolate_generators(state: dict[str, Any], start: dict[str, torch.Tensor]
     (1 - alpha) * ``start`` + alpha * its own weights, float tensors only (BatchNorm statistics
     included; integer buffers from ``state``). ``start``: the weights the run was fine-tuned from
     (e.g. the reconstruction-only generator); alpha 0 gives them, 1 the run's own."""
+    import torch
+
     if not 0 <= alpha <= 1:
         raise CheckpointError(f"--alpha must be in [0, 1], got {alpha}")
     own = released_weights(state)

@@ -9,7 +9,14 @@ import torch
 from collaface.data.targets import heatmaps_to_landmarks, landmarks_to_heatmaps, onehot_to_parsing
 from collaface.data.transforms import to_tensor_image
 from collaface.data.transforms import to_uint8_image as torch_to_uint8
-from collaface.engine import EngineError, generator_input, heatmap_peaks, load_engine, parsing_labels, to_uint8_image
+from collaface.inference.runtime import (
+    EngineError,
+    generator_input,
+    heatmap_peaks,
+    load_engine,
+    parsing_labels,
+    to_uint8_image,
+)
 
 
 def test_heatmap_peaks_match_the_training_decoder():

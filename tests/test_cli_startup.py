@@ -46,3 +46,20 @@ def test_complete_help_states_the_mask_rule():
     _, out, _ = modules_after(["complete", "--help"])
     flat = " ".join(out.split())
     assert "any non-black grey = HOLE" in flat and "painted pixel is hole" in flat and "--invert-mask" in flat
+
+
+def test_the_face_solutions_load_without_mediapipe_tasks_or_matplotlib():
+    """The annotator imports mediapipe's face solutions alone (0.03 s instead of 0.3 s); a later
+    ``import mediapipe`` still gets the whole, real package."""
+    pytest.importorskip("mediapipe")
+    script = (
+        "import json, sys\n"
+        "from collaface.data.annotate import _import_mediapipe\n"
+        "mp = _import_mediapipe()\n"
+        "assert callable(mp.solutions.face_detection.FaceDetection) and mp.solutions.face_mesh_connections\n"
+        "loaded = sorted(m for m in ('matplotlib', 'mediapipe.tasks') if m in sys.modules)\n"
+        "import mediapipe\n"
+        "print(json.dumps([loaded, mp.__version__ == mediapipe.__version__, hasattr(mediapipe, 'tasks')]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[], True, True]

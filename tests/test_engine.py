@@ -15,8 +15,10 @@ from collaface.inference.runtime import (
     heatmap_peaks,
     load_engine,
     parsing_labels,
+    resolve_runtime,
     to_uint8_image,
 )
+from collaface.model_format import ONNX_FILE
 
 
 def test_heatmap_peaks_match_the_training_decoder():
@@ -59,6 +61,18 @@ def test_generator_input_fills_only_the_hole_with_noise():
 def test_an_unknown_runtime_is_refused(tmp_path):
     with pytest.raises(EngineError, match="runtime must be one of"):
         load_engine(tmp_path, runtime="tensorflow")
+
+
+def test_auto_runs_an_exported_graph_on_onnx_and_the_rest_on_torch(tmp_path):
+    from test_inference import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "model")
+    (folder / ONNX_FILE).unlink(missing_ok=True)
+    assert resolve_runtime(folder) == "torch"
+    (folder / ONNX_FILE).touch()  # its presence decides; loading it checks it
+    assert resolve_runtime(folder) == "onnx"
+    assert resolve_runtime(folder, device="cuda") == "torch"
+    assert resolve_runtime(folder, runtime="torch") == "torch"
 
 
 def test_the_torch_engine_keeps_the_process_thread_count(tmp_path):

@@ -30,12 +30,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.machinery
+import importlib.metadata
+import importlib.util
 import math
 import os
 import sys
 import threading
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import cv2
 import numpy as np
@@ -90,11 +93,66 @@ class AnnotatorUnavailable(RuntimeError):
     """mediapipe (the ``annotate`` extra) is not installed."""
 
 
-def _import_mediapipe() -> ModuleType:
-    """mediapipe, imported without matplotlib.pyplot: its drawing helpers import pyplot (0.5-1 s,
-    most of mediapipe's import time) for a plotting function collaface never calls, so unless
-    pyplot is loaded already an empty placeholder stands in for it during the import and is
-    removed after (a later ``import matplotlib.pyplot`` gets the real one)."""
+FACE_SOLUTIONS = ("face_detection", "face_mesh", "face_mesh_connections")
+
+
+def _import_mediapipe() -> SimpleNamespace:
+    """mediapipe's face solutions as ``mp.solutions.<name>`` (``FACE_SOLUTIONS``) and
+    ``mp.__version__``. The solution modules are imported without running the ``mediapipe``
+    package's own ``__init__``, which loads every task (audio, text, vision) and the drawing
+    helpers with matplotlib: 0.03 s instead of 0.3 s, most of a photo's start-up on the onnx
+    runtime. Where that fails (another mediapipe layout), the whole package is imported, with an
+    empty placeholder for matplotlib.pyplot (0.5-1 s, used only by a plotting function collaface
+    never calls) while it loads."""
+    try:
+        version = importlib.metadata.version("mediapipe")
+    except importlib.metadata.PackageNotFoundError:
+        raise AnnotatorUnavailable(f"face annotation needs mediapipe; {INSTALL_HINT}") from None
+    solutions = _import_face_solutions() or _import_whole_mediapipe().solutions
+    return SimpleNamespace(__version__=version, solutions=solutions)
+
+
+def _import_face_solutions() -> SimpleNamespace | None:
+    """The face solution modules, their parent packages in ``sys.modules`` with their own
+    ``__init__`` deferred to the first attribute asked of them (so a later ``import mediapipe``
+    gets the whole package); None where this mediapipe has another layout."""
+    parents = ("mediapipe", "mediapipe.python", "mediapipe.python.solutions")
+    if any(name in sys.modules for name in parents):
+        return None
+    placed = []
+    try:
+        for name in parents:
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+                return None
+            sys.modules[name] = package = _initialised_on_first_use(spec)
+            parent, _, child = name.rpartition(".")
+            if parent:  # what the import system does for a submodule it loads itself
+                setattr(sys.modules[parent], child, package)
+            placed.append(name)
+        return SimpleNamespace(**{name: importlib.import_module(f"mediapipe.python.solutions.{name}")
+                                  for name in FACE_SOLUTIONS})
+    except (ImportError, AttributeError):
+        for name in placed:
+            del sys.modules[name]
+        return None
+
+
+def _initialised_on_first_use(spec: importlib.machinery.ModuleSpec) -> ModuleType:
+    """The package of ``spec``, its submodules importable at once, its ``__init__`` run into it
+    when an attribute it lacks is first asked for."""
+    package = importlib.util.module_from_spec(spec)
+
+    def initialise_and_get(name: str):
+        del package.__getattr__
+        spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    package.__getattr__ = initialise_and_get
+    return package
+
+
+def _import_whole_mediapipe() -> ModuleType:
     placeholder = None
     if "matplotlib.pyplot" not in sys.modules:
         placeholder = ModuleType("matplotlib.pyplot", "placeholder while mediapipe is imported (collaface)")
@@ -274,7 +332,7 @@ class FaceAnnotator:
 # ---------------------------------------------------------------------------------------------
 # Parsing from the mesh
 
-def _connections(mp: ModuleType, name: str) -> frozenset[tuple[int, int]]:
+def _connections(mp: SimpleNamespace, name: str) -> frozenset[tuple[int, int]]:
     return getattr(mp.solutions.face_mesh_connections, name)
 
 

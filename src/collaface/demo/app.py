@@ -222,7 +222,8 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto; torch runtime)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="the generator's runtime: torch or onnx (onnxruntime, no torch needed); default auto = "
-                        "torch where it is installed, else onnx")
+                        "onnx for an exported model folder with generator.onnx when onnxruntime is installed and no "
+                        "CUDA device is asked for, else torch where installed")
     p.add_argument("--threads", type=int, default=THREADS, help=f"CPU threads of the generator (default {THREADS})")
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB,
                    help=f"largest accepted upload in MB (default {MAX_UPLOAD_MB})")

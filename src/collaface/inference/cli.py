@@ -18,7 +18,7 @@ from collaface.inference.batch import complete_folder, find_masks
 from collaface.inference.engine import CompletionError, FaceCompleter, NoFaceError
 from collaface.inference.files import complete_file, save_image
 from collaface.inference.pictures import landmarks_record, parsing_picture, side_by_side
-from collaface.inference.runtime import RUNTIMES
+from collaface.inference.runtime import RUNTIMES, resolve_runtime
 from collaface.model_format import DEFAULT_MODEL_DIR, CheckpointError, ModelNotFoundError
 from collaface.timing import THREADS
 
@@ -81,7 +81,8 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
                                                   f"(default: the shipped weights in {DEFAULT_MODEL_DIR})")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="the generator's runtime: torch, or onnx (onnxruntime, the light install without torch; "
-                        "starts faster); default auto = torch where it is installed, else onnx")
+                        "starts faster); default auto = onnx for an exported model folder with generator.onnx "
+                        "when onnxruntime is installed and no CUDA device is asked for, else torch where installed")
     p.add_argument("--face", type=int, metavar="N",
                    help="complete only face N (0 = largest); default: every face the hole touches")
     p.add_argument("--no-detect", action="store_true",
@@ -181,9 +182,10 @@ def run_complete(args: argparse.Namespace) -> int:
         return fail("complete", problem, EXIT_BAD_INPUT)
     progress = Progress(PROGRESS_AFTER_S)
     try:
-        progress(f"loading the model ({args.runtime} runtime)")
+        runtime = resolve_runtime(Path(args.model) if args.model else DEFAULT_MODEL_DIR, args.runtime, args.device)
+        progress(f"loading the model ({runtime} runtime)")
         with FaceCompleter(args.model, device=args.device, blend=args.blend, seed=args.seed,
-                           runtime=args.runtime, threads=args.threads, on_step=progress) as completer:
+                           runtime=runtime, threads=args.threads, on_step=progress) as completer:
             if Path(args.input).is_dir():
                 completer.on_step = lambda step: None  # a folder's progress is its progress bar
                 summary = complete_folder(

@@ -10,8 +10,10 @@ only by the torch engine.
 Runtimes: ``torch`` (any model: exported folder, run folder, checkpoint; CPU or CUDA) and
 ``onnx`` (onnxruntime on the CPU, an exported folder with ``generator.onnx``: its graph, whose
 weights are read from ``generator.safetensors`` beside it, or a standalone file; see
-``collaface.onnx_export``). ``auto`` is torch where torch is installed, else onnx: the light
-install completes photos without torch.
+``collaface.onnx_export``). ``auto`` is onnx where it can run the model (an exported folder with
+its graph, onnxruntime installed, no CUDA device asked for): it starts in a fraction of torch's
+import time and gives the same completions; otherwise torch where it is installed, else onnx
+(whose error then says what is missing). The light install completes photos without torch.
 """
 
 from __future__ import annotations
@@ -153,14 +155,22 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def load_engine(model: Path, runtime: str = "auto", device: str = "auto", threads: int | None = None) -> Engine:
-    """The generator of ``model`` on ``runtime`` (auto: torch where it is installed, else onnx)
-    with ``threads`` CPU threads (None: the runtime's default; one image at a time runs best on
-    1 on a busy machine). device: auto, cpu, cuda or cuda:N (CUDA needs the torch runtime)."""
+def resolve_runtime(model: Path, runtime: str = "auto", device: str = "auto") -> str:
+    """``runtime`` with ``auto`` decided for ``model`` and ``device`` (module docstring)."""
     if runtime not in RUNTIMES:
         raise EngineError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if runtime == "auto":
-        runtime = "torch" if torch_installed() else "onnx"
+    if runtime != "auto":
+        return runtime
+    onnx_runs_it = ((Path(model) / ONNX_FILE).is_file() and importlib.util.find_spec("onnxruntime") is not None
+                    and not device.startswith("cuda"))
+    return "onnx" if onnx_runs_it or not torch_installed() else "torch"
+
+
+def load_engine(model: Path, runtime: str = "auto", device: str = "auto", threads: int | None = None) -> Engine:
+    """The generator of ``model`` on ``runtime`` (auto: :func:`resolve_runtime`) with ``threads``
+    CPU threads (None: the runtime's default; one image at a time runs best on 1 on a busy
+    machine). device: auto, cpu, cuda or cuda:N (CUDA needs the torch runtime)."""
+    runtime = resolve_runtime(model, runtime, device)
     if runtime == "onnx":
         if device.startswith("cuda"):
             raise EngineError(f"device {device!r}: the onnx runtime runs on the CPU here; use --runtime torch for CUDA")

@@ -16,7 +16,7 @@ from PIL import Image
 from collaface.data import io
 from collaface.data.masks import freeform_mask
 from collaface.data.visualize import contact_sheet
-from collaface.inference import FaceCompleter
+from collaface.inference.engine import FaceCompleter
 
 HOLE_COLOUR = np.array([255, 0, 255], np.uint8)
 

@@ -108,8 +108,8 @@ def runtime_worker(args: argparse.Namespace) -> dict:
     """(In a fresh process.) Batch-1 latency and peak RSS of the shipped generator on one runtime."""
     import numpy as np
 
-    from collaface.engine import generator_input, load_engine
-    from collaface.inference import default_model_dir
+    from collaface.inference.runtime import generator_input, load_engine
+    from collaface.model_format import default_model_dir
 
     engine = load_engine(default_model_dir(), runtime=args.runtime, device="cpu", threads=THREADS)
     size = engine.size
@@ -164,13 +164,12 @@ def sizes_bench(args: argparse.Namespace) -> dict:
 
 def random_model(folder: Path, ngf: int, size: int) -> Path:
     """Export a randomly initialised m_isd_star generator (width ngf, side size) to folder."""
-    from collaface import config
+    from collaface import config, model_format
     from collaface.models.build import build_generator
-    from collaface.training import checkpoint
 
     cfg = config.load_config("m_isd_star", [f"model.ngf={ngf}", f"data.image_size={size}"])
     state = {"config": config.to_dict(cfg), "step": 0, "generator": build_generator(cfg).state_dict()}
-    return checkpoint.export_generator(state, folder)
+    return model_format.export_generator(state, folder)
 
 
 def photo_at_1024(source: Path, folder: Path) -> Path:
@@ -178,7 +177,7 @@ def photo_at_1024(source: Path, folder: Path) -> Path:
     import cv2
 
     from collaface.data import io
-    from collaface.inference import save_image
+    from collaface.inference.files import save_image
 
     image = io.load_rgb(source)
     if image.shape[:2] == (SIDE, SIDE):
@@ -191,7 +190,7 @@ def photo_at_1024(source: Path, folder: Path) -> Path:
 
 def time_once(completer, photo: Path, out: Path, region: str) -> dict[str, float]:
     from collaface.data import io
-    from collaface.inference import save_image
+    from collaface.inference.files import save_image
 
     start = time.perf_counter()
     image = io.load_rgb(photo)
@@ -208,8 +207,8 @@ def stage_bench(args: argparse.Namespace) -> dict:
     model's own median latency (:func:`median_latency`, as ``collaface bench``)."""
     import numpy as np
 
-    from collaface.engine import generator_input
-    from collaface.inference import FaceCompleter
+    from collaface.inference.engine import FaceCompleter
+    from collaface.inference.runtime import generator_input
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -10,10 +10,7 @@
 # the checkpoints. Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops}
 # (README).
 set -u
-cd "$(dirname "$0")/.."
-MINUTES=${1:-100}
-DECAY=${2:-50}
-source scripts/recipe_settings.sh
+source "$(dirname "$0")/recipe_settings.sh" "${1:-100}" "${2:-50}"
 mkdir -p work/runs3
 collaface train default_v1 --data $DATA model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs3/cheap_d > work/runs3/cheap_d.log 2>&1 &

@@ -9,10 +9,7 @@
 # checkpoint (the one at the end of its warm-up included) for the record.
 # Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops} (README).
 set -u
-cd "$(dirname "$0")/.."
-MINUTES=${1:-100}
-DECAY=${2:-0}
-source scripts/recipe_settings.sh
+source "$(dirname "$0")/recipe_settings.sh" "${1:-100}" "${2:-0}"
 mkdir -p work/runs
 collaface train default_v1 --data $DATA "${COMMON[@]}" train.keep_checkpoints=60 \
   --out work/runs/default > work/runs/default.log 2>&1 &

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from collaface.demo.app import DemoSession, build_app, launch
-from collaface.inference import FaceCompleter
+from collaface.inference.engine import FaceCompleter
 
 TIMEOUT_MS = 120_000
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collaface import contracts
 from collaface.data import labels
 from collaface.data.annotate import FaceAnnotator, rasterize_parsing
 from collaface.data.io import load_label_map, load_rgb
@@ -49,7 +50,7 @@ def landmark_errors(annotator: FaceAnnotator, folder: Path) -> dict:
         error = np.linalg.norm(pred[found] - truth[found], axis=2)        # (N, 5) pixels
         nme = error.mean(1) / inter_ocular[found]
         return {
-            "mean_px": dict(zip(labels.LANDMARK_NAMES, error.mean(0).round(3).tolist())),
+            "mean_px": dict(zip(contracts.LANDMARK_NAMES, error.mean(0).round(3).tolist())),
             "mean_px_all": round(float(error.mean()), 3),
             "nme": round(float(nme.mean()), 4),
             "nme_median": round(float(np.median(nme)), 4),
@@ -64,7 +65,7 @@ def landmark_errors(annotator: FaceAnnotator, folder: Path) -> dict:
         "annotator": summary(predicted),
         "mean_baseline_loo": summary(loo_mean),
         "signed_mean_offset_px": dict(zip(
-            labels.LANDMARK_NAMES, (predicted[found] - truth[found]).mean(0).round(2).tolist())),
+            contracts.LANDMARK_NAMES, (predicted[found] - truth[found]).mean(0).round(2).tolist())),
     }
 
 
@@ -109,13 +110,13 @@ def markdown(result: dict) -> str:
         f"### 5-point landmarks vs CelebA official ({lm['faces_found']}/{lm['images']} faces found, "
         f"mean inter-ocular {lm['mean_inter_ocular_px']} px, {lm['seconds_per_image'] * 1000:.0f} ms/image)",
         "",
-        "| method | " + " | ".join(labels.LANDMARK_NAMES) + " | all (px) | NME | median NME | NME>0.1 |",
-        "|---" * (len(labels.LANDMARK_NAMES) + 5) + "|",
+        "| method | " + " | ".join(contracts.LANDMARK_NAMES) + " | all (px) | NME | median NME | NME>0.1 |",
+        "|---" * (len(contracts.LANDMARK_NAMES) + 5) + "|",
     ]
     for name, key in (("mediapipe annotator", "annotator"), ("predict-the-mean (LOO)", "mean_baseline_loo")):
         s = lm[key]
         lines.append(
-            f"| {name} | " + " | ".join(f"{s['mean_px'][p]:.2f}" for p in labels.LANDMARK_NAMES)
+            f"| {name} | " + " | ".join(f"{s['mean_px'][p]:.2f}" for p in contracts.LANDMARK_NAMES)
             + f" | {s['mean_px_all']:.2f} | {s['nme']:.4f} | {s['nme_median']:.4f} | {s['nme_above_0.1']:.1%} |"
         )
     dice = result["parsing"]

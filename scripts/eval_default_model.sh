@@ -11,7 +11,7 @@ done
 WARMUP_END=$(python -c "
 from pathlib import Path
 from collaface.config import from_dict, read_yaml
-from collaface.training.checkpoint import checkpoint_path
+from collaface.model_format import checkpoint_path
 run = Path('work/runs/default')
 print(checkpoint_path(run / 'checkpoints', from_dict(read_yaml(run / 'config.yaml')).train.warmup_steps))")
 collaface evaluate work/exported/default "$WARMUP_END" \

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader, Subset
 
 from collaface import metrics
 from collaface.config import EvalConfig
-from collaface.data.masks import composite
-from collaface.evaluation import OCCLUSION_CONDITIONS, condition_dataset, evaluation_data_config, load_models
+from collaface.contracts import composite
+from collaface.evaluation.conditions import OCCLUSION_CONDITIONS, condition_dataset, evaluation_data_config
+from collaface.evaluation.scoring import load_models
 
 DATA = "work/prepared/celeba_aligned:work/prepared/celeba_crops"
 

@@ -1,8 +1,12 @@
-# Shared by the recipe comparison scripts (sourced after MINUTES and DECAY are set): the prepared
+# Shared by the recipe comparison scripts, sourced with two arguments, MINUTES of training-loop
+# time and the DECAY minutes of the lr schedule; moves to the repository root. Sets the prepared
 # shared faces, the paper's masks plus free-form strokes, the sanity bar's reconstruction-only
 # generator (image task only, L1, no discriminator, the default's width and hole-mask input), and
 # the run settings every recipe of an equal-time comparison gets (one thread each: the recipes
 # share the machine side by side).
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+MINUTES=$1
+DECAY=$2
 DATA=work/prepared/celeba_aligned:work/prepared/celeba_crops
 MASKS=("data.masks.kinds=[block,pattern,noise,freeform]" "data.masks.weights=[1,1,1,1]")
 RECON_ONLY=(m_i --data $DATA model.ngf=32 model.ndf=32 model.mask_channel=true loss.adv_i=0 "${MASKS[@]}")

@@ -9,10 +9,7 @@
 # minutes (default 50). Rerun with the same arguments to continue from the checkpoints.
 # Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops} (README).
 set -u
-cd "$(dirname "$0")/.."
-MINUTES=${1:-100}
-DECAY=${2:-50}
-source scripts/recipe_settings.sh
+source "$(dirname "$0")/recipe_settings.sh" "${1:-100}" "${2:-50}"
 mkdir -p work/runs2
 collaface train default_v1 --data $DATA model.upsample=resize model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out work/runs2/candidate > work/runs2/candidate.log 2>&1 &

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from collaface.data import io
-from collaface.inference import CompletionError, FaceCompleter, NoFaceError
+from collaface.inference.engine import CompletionError, FaceCompleter, NoFaceError
 
 REGIONS = ("eyes", "mouth")
 MODES = ("straightened", "axis-aligned")

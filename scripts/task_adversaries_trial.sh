@@ -9,12 +9,9 @@
 # Rerun with the same arguments to continue from the checkpoints. Needs the shared faces prepared
 # into work/prepared/{celeba_aligned,celeba_crops} (README).
 set -u
-cd "$(dirname "$0")/.."
-MINUTES=${1:-100}
-DECAY=${2:-50}
 ADV_I=${3:-0}
 OUT=${4:-work/runs5}
-source scripts/recipe_settings.sh
+source "$(dirname "$0")/recipe_settings.sh" "${1:-100}" "${2:-50}"
 mkdir -p $OUT
 collaface train default_v1 --data $DATA loss.adv_i=$ADV_I model.ndf=16 train.d_every=2 train.warmup_steps=3500 \
   "${COMMON[@]}" train.keep_checkpoints=60 --out $OUT/tasks_adv >> $OUT/tasks_adv.log 2>&1 &

@@ -7,10 +7,7 @@
 # Result in docs/results/default-model.md. Rerun with the same arguments to continue from the
 # checkpoints. Needs the shared faces prepared into work/prepared/{celeba_aligned,celeba_crops}.
 set -u
-cd "$(dirname "$0")/.."
-MINUTES=${1:-60}
-DECAY=${2:-30}
-source scripts/recipe_settings.sh
+source "$(dirname "$0")/recipe_settings.sh" "${1:-60}" "${2:-30}"
 mkdir -p work/runs4
 collaface train default_v1 --data $DATA loss.adv_i=0 loss.adv_s=0 loss.adv_d=0 train.warmup_steps=0 \
   "${COMMON[@]}" --out work/runs4/recon_isd > work/runs4/recon_isd.log 2>&1 &

@@ -11,9 +11,9 @@ from test_dataset import make_prepared
 
 from collaface import ablate as A
 from collaface import config as C
-from collaface import evaluation as E
+from collaface import model_format
 from collaface.config import EvalConfig
-from collaface.training import checkpoint
+from collaface.evaluation.conditions import OCCLUSION_CONDITIONS, resolve_conditions
 
 TINY = ["data.image_size=32", "model.ngf=4", "model.ndf=4", "train.batch_size=4", "train.precision=fp32",
         "train.channels_last=false", "data.num_workers=0", "train.log_every=1", "data.heatmap_sigma=1.0"]
@@ -91,7 +91,7 @@ def test_rerun_does_not_retrain_or_reevaluate(ablation, monkeypatch):
         raise AssertionError("should not be called on a finished ablation")
 
     monkeypatch.setattr(A, "train", no_call)
-    monkeypatch.setattr(A.E, "evaluate", no_call)
+    monkeypatch.setattr(A, "evaluate", no_call)
     again = A.run_ablation(options(root / "data", root / "out", budget=2))
     assert {p: p.stat().st_mtime_ns for p in (root / "out" / "runs").rglob("ckpt-*.pt")} == before
     assert again["report"] == first["report"] and again["claims"] == first["claims"]
@@ -108,7 +108,7 @@ def test_larger_budget_continues_from_the_checkpoint(tmp_path):
     assert A.trained_step(run) == 3 and result["settings"]["trained_steps"] == {"m_i": 3}
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]  # continued, not restarted
-    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")][-1] == "ckpt-00000003.pt"
+    assert [p.name for p in model_format.list_checkpoints(run / "checkpoints")][-1] == "ckpt-00000003.pt"
 
 
 def test_train_only_subsets_then_one_joint_evaluation(tmp_path, monkeypatch):
@@ -149,4 +149,4 @@ def test_parser_builds_options():
                               "--variants", "m_i", "m_isd_star", "--seeds", "0", "1", "--masks", "occlusions",
                               "--train-only"])
     assert args.overrides == ["model.ngf=32"] and args.variants == ["m_i", "m_isd_star"] and args.seeds == [0, 1]
-    assert E.resolve_conditions(args.masks) == E.OCCLUSION_CONDITIONS and args.train_only
+    assert resolve_conditions(args.masks) == OCCLUSION_CONDITIONS and args.train_only

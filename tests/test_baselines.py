@@ -10,13 +10,13 @@ from test_training import assert_same_weights, weights
 
 from collaface import ablate as A
 from collaface import config as C
-from collaface import evaluation as E
+from collaface import model_format
+from collaface.evaluation.scoring import complete_batch, load_models
 from collaface.models.build import build_model, example_batch
 from collaface.models.gfc import crop_boxes, hole_boxes
 from collaface.models.sii import contextual_loss, importance_weights
-from collaface.training import checkpoint
-from collaface.training.hardware import SpeedSettings
 from collaface.training.loop import train
+from collaface.training.speed import SpeedSettings
 from collaface.training.step import make_optimizers, train_step
 
 ARCHS = ("ce", "gfc", "sii")
@@ -163,13 +163,13 @@ def test_exported_sii_evaluates_with_its_search(tmp_path):
     make_split_data(data)
     run = tmp_path / "run"
     train(tiny("sii", f"data.root={data}", "train.max_steps=2", "baseline.sii_iterations=3"), run, progress=False)
-    state = checkpoint.resolve_checkpoint(run)[1]
-    checkpoint.export_generator(state, tmp_path / "exported")
-    [model] = E.load_models([str(tmp_path / "exported")])
+    state = model_format.resolve_checkpoint(run)[1]
+    model_format.export_generator(state, tmp_path / "exported")
+    [model] = load_models([str(tmp_path / "exported")])
     assert model.label == "sii" and model.cfg.model.arch == "sii"
     batch = example_batch(model.cfg, 2, torch.Generator().manual_seed(1))
     batch["landmarks"] = torch.full((2, 5, 2), 16.0)
-    completions, _ = E.complete_batch(batch, [model], torch.device("cpu"), baselines=False)
+    completions, _ = complete_batch(batch, [model], torch.device("cpu"), baselines=False)
     assert completions["sii"].shape == (2, 3, 32, 32) and model.faces == 2 and model.ms_per_face > 0
 
 

@@ -16,10 +16,12 @@ from conftest import requires_mediapipe
 from PIL import Image
 from test_inference import make_tiny_model, random_photo
 
-from collaface import inference
 from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable
-from collaface.inference import add_complete_parser
+from collaface.inference import cli as complete_cli
+from collaface.inference import engine as completion_engine
+from collaface.inference import pictures
+from collaface.inference.cli import add_complete_parser
 
 
 def run(*argv) -> int:
@@ -71,7 +73,7 @@ def test_one_photo_with_every_extra_output(tmp_path, model, capsys):
     assert record["order"][0] == "left_eye" and points.shape == (5, 2)
     assert record["width"] == 80 and record["height"] == 96
     assert io.load_rgb(tmp_path / "parsing.png").shape[1] == 2 * 256 + 3 * 2
-    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == inference.CAPTION_HEIGHT + 96 + 8
+    assert io.load_rgb(tmp_path / "sbs.png").shape[0] == pictures.CAPTION_HEIGHT + 96 + 8
 
 
 def test_default_output_goes_to_the_current_folder(tmp_path, model, monkeypatch):
@@ -176,9 +178,9 @@ def test_bad_usage_exits_2(photo_and_mask, model, monkeypatch, capsys, argv, mes
 
 
 def test_missing_default_weights_exit_2_naming_the_path(photo_and_mask, capsys, monkeypatch):
-    import collaface.inference as inference
+    import collaface.model_format as model_format
 
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", photo_and_mask / "no-such-package" / "collaface" / "weights")
+    monkeypatch.setattr(model_format, "DEFAULT_MODEL_DIR", photo_and_mask / "no-such-package" / "collaface" / "weights")
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--no-detect") == 2
     err = capsys.readouterr().err
     assert str(Path("collaface") / "weights" / "generator.safetensors") in err and "--model" in err
@@ -229,7 +231,7 @@ def test_missing_face_detector_exits_1_with_the_install_command(photo_and_mask, 
     def unavailable(*args, **kwargs):
         raise AnnotatorUnavailable("face annotation needs mediapipe; install with `pip install 'collaface[annotate]'`")
 
-    monkeypatch.setattr(inference, "FaceAnnotator", unavailable)
+    monkeypatch.setattr(completion_engine, "FaceAnnotator", unavailable)
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model) == 1
     err = capsys.readouterr().err
     assert "collaface[annotate]" in err and "--no-detect" in err
@@ -442,7 +444,7 @@ def test_errors_about_a_hole_name_the_photo_and_the_mask(photo_and_mask, model, 
 
 
 def test_a_slow_run_says_what_it_is_doing(photo_and_mask, model, capsys, monkeypatch):
-    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(complete_cli, "PROGRESS_AFTER_S", 0.0)
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model,
                "--no-detect", "--out", photo_and_mask / "o.png") == 0
     err = capsys.readouterr().err
@@ -451,14 +453,14 @@ def test_a_slow_run_says_what_it_is_doing(photo_and_mask, model, capsys, monkeyp
 
 
 def test_a_quick_run_prints_no_progress(photo_and_mask, model, capsys, monkeypatch):
-    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 3600.0)
+    monkeypatch.setattr(complete_cli, "PROGRESS_AFTER_S", 3600.0)
     assert run(photo_and_mask / "face.png", "--mask", photo_and_mask / "mask.png", "--model", model,
                "--no-detect", "--out", photo_and_mask / "o.png") == 0
     assert capsys.readouterr().err == ""
 
 
 def test_a_folder_reports_its_steps_by_the_progress_bar_only(tmp_path, model, capsys, monkeypatch):
-    monkeypatch.setattr(inference, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(complete_cli, "PROGRESS_AFTER_S", 0.0)
     for name in ("a.png", "b.png"):
         write_photo(tmp_path / "photos" / name)
     write_mask(tmp_path / "mask.png")

@@ -15,9 +15,16 @@ import torch
 from conftest import requires_mediapipe
 
 from collaface.data import io
-from collaface.evaluation import add_evaluate_parser
-from collaface.inference import DEFAULT_MODEL_DIR, FaceCompleter, default_model_dir
-from collaface.training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_generator
+from collaface.evaluation.cli import add_evaluate_parser
+from collaface.inference.engine import FaceCompleter
+from collaface.model_format import (
+    CONFIG_FILE,
+    DEFAULT_MODEL_DIR,
+    WEIGHTS_FILE,
+    CheckpointError,
+    default_model_dir,
+    load_generator,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 MAX_WEIGHTS_BYTES = 30 * 1024 * 1024

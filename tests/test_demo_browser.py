@@ -23,7 +23,7 @@ from PIL import Image
 from test_inference import make_tiny_model
 
 from collaface.data import io
-from collaface.inference import FaceCompleter
+from collaface.inference.engine import FaceCompleter
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [

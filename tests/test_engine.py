@@ -9,8 +9,7 @@ import torch
 from collaface.data.targets import heatmaps_to_landmarks, landmarks_to_heatmaps, onehot_to_parsing
 from collaface.data.transforms import to_tensor_image
 from collaface.data.transforms import to_uint8_image as torch_to_uint8
-from collaface.engine import (
-    ONNX_FILE,
+from collaface.inference.runtime import (
     EngineError,
     generator_input,
     heatmap_peaks,
@@ -19,6 +18,7 @@ from collaface.engine import (
     resolve_runtime,
     to_uint8_image,
 )
+from collaface.model_format import ONNX_FILE
 
 
 def test_heatmap_peaks_match_the_training_decoder():

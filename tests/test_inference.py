@@ -8,31 +8,24 @@ import pytest
 from conftest import requires_mediapipe
 from PIL import Image
 
-from collaface import config
+from collaface import config, model_format
 from collaface.blending import harmonic_fill, poisson_blend
 from collaface.data import io
-from collaface.data.crop import CropBox
+from collaface.data.crop import CropBox, box_mask, paste_back
 from collaface.data.labels import LABEL_INDEX, from_celebamask_hq
 from collaface.data.masks import freeform_mask
-from collaface.inference import (
+from collaface.inference.engine import MAX_HOLE_FRACTION, CompletionError, FaceCompleter, NoFaceError
+from collaface.inference.files import read_mask
+from collaface.inference.pictures import (
     CAPTION_HEIGHT,
     HOLE_COLOUR,
-    MAX_HOLE_FRACTION,
     SIDE_BY_SIDE_HEIGHT,
-    CompletionError,
-    FaceCompleter,
-    ModelNotFoundError,
-    NoFaceError,
-    box_mask,
-    default_model_dir,
     landmarks_record,
     parsing_picture,
-    paste_back,
-    read_mask,
     side_by_side,
 )
+from collaface.model_format import ModelNotFoundError, default_model_dir
 from collaface.models.build import build_model
-from collaface.training import checkpoint
 
 MODEL_SIZE = 64
 
@@ -42,7 +35,7 @@ def make_tiny_model(out_dir, size: int = MODEL_SIZE, tasks: str = "[i, s, d]"):
     cfg = config.load_config("small", [f"data.image_size={size}", f"model.tasks={tasks}",
                                        f"loss.concentrated={'i' in tasks}"])
     state = {"config": config.to_dict(cfg), "step": 0, "generator": build_model(cfg).generator.state_dict()}
-    return checkpoint.export_generator(state, out_dir)
+    return model_format.export_generator(state, out_dir)
 
 
 @pytest.fixture(scope="module")
@@ -237,9 +230,9 @@ def test_read_mask_refuses_non_images(tmp_path):
 
 
 def test_missing_default_weights_name_the_expected_files(tmp_path, monkeypatch):
-    import collaface.inference as inference
+    import collaface.model_format as model_format
 
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_DIR", tmp_path / "weights")
+    monkeypatch.setattr(model_format, "DEFAULT_MODEL_DIR", tmp_path / "weights")
     with pytest.raises(ModelNotFoundError, match=r"weights.generator\.safetensors.*--model"):
         default_model_dir()
 

@@ -86,7 +86,7 @@ def test_the_demo_serves_and_completes_without_torch(light_python, tmp_path):
         import socket, sys, urllib.request
         from collaface.data import io
         from collaface.demo.app import DemoSession, build_app, launch
-        from collaface.inference import FaceCompleter
+        from collaface.inference.engine import FaceCompleter
 
         session = DemoSession(FaceCompleter())
         picture, parsing, landmarks, files, status = session.complete(

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from collaface.config import list_presets, load_config, resolved_lambdas
+from collaface.contracts import TARGET_KEYS
 from collaface.losses import discriminator_loss, generator_loss, masked_l1
-from collaface.models import TARGET_KEYS, build_model, example_batch
+from collaface.models import build_model, example_batch
 
 # The paper's section 4.2, written out independently of config.PAPER_LAMBDAS.
 PAPER_TABLE = {

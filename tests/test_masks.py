@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from collaface.config import TRAIN_MASK_KINDS, MaskConfig
+from collaface.contracts import composite
 from collaface.data.crop import crop_box_from_landmarks
 from collaface.data.masks import (
     MASK_FILL,
@@ -17,7 +18,6 @@ from collaface.data.masks import (
     REGIONS,
     apply_mask,
     block_mask,
-    composite,
     eval_rng,
     freeform_mask,
     noise_mask,

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from collaface.config import ConfigError, list_presets, load_config, resolved_lambdas
-from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
+from collaface.contracts import NUM_CLASSES, NUM_LANDMARKS, TARGET_KEYS
 from collaface.losses import discriminator_loss, generator_loss
 from collaface.models import (
-    TARGET_KEYS,
     UNetGenerator,
     build_generator,
     build_model,

@@ -13,14 +13,13 @@ from conftest import requires_mediapipe
 from test_complete_cli import run, write_mask, write_photo
 from test_inference import make_tiny_model
 
-from collaface import cli, config
+from collaface import cli, config, model_format
 from collaface.data import io
-from collaface.engine import ONNX_FILE, OnnxEngine, TorchEngine, generator_input, load_engine
-from collaface.inference import DEFAULT_MODEL_DIR, FaceCompleter
+from collaface.inference.engine import FaceCompleter
+from collaface.inference.runtime import OnnxEngine, TorchEngine, generator_input, load_engine
+from collaface.model_format import DEFAULT_MODEL_DIR, ONNX_FILE, CheckpointError
 from collaface.models.build import build_generator
 from collaface.onnx_export import export_graph
-from collaface.training import checkpoint
-from collaface.training.checkpoint import CheckpointError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or
                                 importlib.util.find_spec("onnx") is None,
@@ -31,7 +30,7 @@ def model_with_graph(folder, overrides: tuple[str, ...] = (), half: bool = False
     """An exported random small generator (safetensors + config.json + generator.onnx)."""
     cfg = config.load_config("small", ["data.image_size=64", *overrides])
     state = {"config": config.to_dict(cfg), "step": 0, "generator": build_generator(cfg).state_dict()}
-    folder = checkpoint.export_generator(state, folder, half=half)
+    folder = model_format.export_generator(state, folder, half=half)
     export_graph(build_generator(cfg), cfg, folder)
     return folder
 
@@ -67,7 +66,7 @@ def test_export_onnx_writes_a_standalone_file_from_a_model_folder_or_run(tmp_pat
     files = sorted(p.name for p in (tmp_path / "standalone").iterdir())
     assert files == ["config.json", ONNX_FILE]
     weights = (tmp_path / "standalone" / ONNX_FILE).stat().st_size
-    assert weights > 0.9 * 4 * sum(v.numel() for v in checkpoint.load_exported(model)[1].values() if v.dim() > 1)
+    assert weights > 0.9 * 4 * sum(v.numel() for v in model_format.load_exported(model)[1].values() if v.dim() > 1)
     inputs = random_inputs(2)
     got, want = OnnxEngine(tmp_path / "standalone")(*inputs), TorchEngine(model, "cpu")(*inputs)
     for task in want:

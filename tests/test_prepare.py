@@ -135,7 +135,7 @@ def test_prepare_folder_end_to_end_and_resume(photo_folder, tmp_path, monkeypatc
         assert float(r["side"]) > 40
 
     columns, failures = _read_csv(out / "failures.csv")
-    assert tuple(columns) == prepare.FAILURE_COLUMNS
+    assert tuple(columns) == prepare.PREPARE_FAILURE_COLUMNS
     reasons = {f["source"]: f["reason"] for f in failures}
     assert reasons["empty.jpg"] == "empty file (0 bytes)"
     assert reasons["notes.jpg"] == "not a recognised image format"

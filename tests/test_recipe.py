@@ -9,14 +9,13 @@ import pytest
 import torch
 from test_training import FAST, data, small_cfg  # noqa: F401  (data is a fixture)
 
-from collaface import cli
+from collaface import cli, model_format
 from collaface.config import ConfigError, MaskConfig, load_config
 from collaface.data import masks
 from collaface.losses import MIN_COMPONENT_HOLE, component_inputs, discriminator_loss, gan_loss, generator_loss
 from collaface.models.build import TYPICAL_LANDMARKS, build_model, example_batch
 from collaface.models.components import CROP_SIZE, component_crops
 from collaface.models.diffaugment import CUTOUT, cutout, translation
-from collaface.training import checkpoint
 from collaface.training.ema import WeightAverage
 from collaface.training.loop import TrainingError, train
 
@@ -162,10 +161,10 @@ def test_weight_average_follows_the_decay():
 def test_moving_average_is_checkpointed_and_released(data, tmp_path):  # noqa: F811
     run = tmp_path / "run"
     train(small_cfg(data, "train.max_steps=3", "train.ema=0.5"), run, progress=False)
-    state = checkpoint.load_latest(run / "checkpoints")[1]
+    state = model_format.load_latest(run / "checkpoints")[1]
     assert state["generator_ema"].keys() == state["generator"].keys()
     assert not all(torch.equal(state["generator_ema"][k], state["generator"][k]) for k in state["generator"])
-    _, generator = checkpoint.load_generator(run)
+    _, generator = model_format.load_generator(run)
     for name, value in generator.state_dict().items():
         torch.testing.assert_close(value, state["generator_ema"][name])
 
@@ -174,10 +173,10 @@ def test_fine_tuning_starts_from_another_generator_and_interpolation_exports_bet
     start = tmp_path / "l1"
     train(small_cfg(data, "train.max_steps=2", "loss.adv_i=0", "loss.adv_s=0", "loss.adv_d=0"), start,
           progress=False)
-    start_weights = checkpoint.load_latest(start / "checkpoints")[1]["generator"]
+    start_weights = model_format.load_latest(start / "checkpoints")[1]["generator"]
     tuned = tmp_path / "gan"
     train(small_cfg(data, "train.max_steps=1", f"train.init_from={start}", "train.lr=1e-12"), tuned, progress=False)
-    tuned_weights = checkpoint.load_latest(tuned / "checkpoints")[1]["generator"]
+    tuned_weights = model_format.load_latest(tuned / "checkpoints")[1]["generator"]
     for name, value in start_weights.items():  # one step at a negligible lr: still the start's weights
         if value.is_floating_point() and "running" not in name:
             torch.testing.assert_close(tuned_weights[name], value, atol=1e-6, rtol=0)
@@ -191,8 +190,8 @@ def test_fine_tuning_starts_from_another_generator_and_interpolation_exports_bet
         out = tmp_path / f"alpha{alpha}"
         args = ["export", str(gan), "--out", str(out), "--interpolate", str(start), "--alpha", str(alpha)]
         assert cli.main(args) == 0
-        _, mixed = checkpoint.load_generator(out)
-        own = checkpoint.load_latest(gan / "checkpoints")[1]["generator"]
+        _, mixed = model_format.load_generator(out)
+        own = model_format.load_latest(gan / "checkpoints")[1]["generator"]
         name = "encoder.0.0.weight"
         torch.testing.assert_close(mixed.state_dict()[name], (1 - alpha) * start_weights[name] + alpha * own[name])
     assert cli.main(["export", str(gan), "--out", str(tmp_path / "bad"), "--alpha", "0.5"]) == 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from collaface.data.labels import NUM_CLASSES
+from collaface.contracts import NUM_CLASSES
 from collaface.data.targets import (
     heatmaps_to_landmarks,
     heatmaps_visible,

@@ -18,8 +18,8 @@ from test_dataset import make_prepared
 from test_sources import make_celeba_layout
 
 from collaface import config as C
+from collaface import model_format
 from collaface.models.build import build_model, example_batch
-from collaface.training import checkpoint
 from collaface.training import step as step_module
 from collaface.training.loop import TrainingError, train
 from collaface.training.step import lr_scale, make_optimizers, set_learning_rates
@@ -38,7 +38,7 @@ def data(tmp_path):
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = checkpoint.load_latest(run_dir / "checkpoints")[1]
+    state = model_format.load_latest(run_dir / "checkpoints")[1]
     return {**{f"G.{k}": v for k, v in state["generator"].items()},
             **{f"D.{k}": v for k, v in state["discriminators"].items()}}
 
@@ -58,7 +58,7 @@ def test_run_folder_contents(data, tmp_path):
     assert len(lines) == 4 and '"g/rec_i"' in lines[0] and '"img_per_s"' in lines[0]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
     assert list((run / "tb").iterdir())
-    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000004.pt"]
+    assert [p.name for p in model_format.list_checkpoints(run / "checkpoints")] == ["ckpt-00000004.pt"]
 
 
 def test_resume_is_exact(data, tmp_path):
@@ -84,10 +84,10 @@ def test_kill_9_then_resume_matches_uninterrupted(data, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert checkpoint.list_checkpoints(killed / "checkpoints"), "no checkpoint before the kill"
-    first = checkpoint.list_checkpoints(killed / "checkpoints")[0].name
+    assert model_format.list_checkpoints(killed / "checkpoints"), "no checkpoint before the kill"
+    first = model_format.list_checkpoints(killed / "checkpoints")[0].name
     # Continue to step 12 from whatever the kill left (a newer checkpoint may exist past 12).
-    for path in checkpoint.list_checkpoints(killed / "checkpoints"):
+    for path in model_format.list_checkpoints(killed / "checkpoints"):
         if int(path.stem.split("-")[1]) > 12:
             path.unlink()
     train(small_cfg(data, "train.epochs=50", "train.max_steps=12"), killed, progress=False)
@@ -107,7 +107,7 @@ def test_sigterm_saves_a_checkpoint(data, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in err
-    assert checkpoint.list_checkpoints(run / "checkpoints")
+    assert model_format.list_checkpoints(run / "checkpoints")
 
 
 def test_resume_with_a_new_budget_updates_config_yaml(data, tmp_path, caplog):
@@ -124,15 +124,15 @@ def test_resume_with_a_new_budget_updates_config_yaml(data, tmp_path, caplog):
 def test_truncated_checkpoint_falls_back_to_previous(data, tmp_path):
     run = tmp_path / "run"
     train(small_cfg(data, "train.max_steps=4", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)
-    older, newest = checkpoint.list_checkpoints(run / "checkpoints")
+    older, newest = model_format.list_checkpoints(run / "checkpoints")
     newest.write_bytes(newest.read_bytes()[:1000])
-    with pytest.raises(checkpoint.CheckpointError, match=f"{newest.name}: not a readable checkpoint"):
-        checkpoint.load_checkpoint(newest)
-    path, state = checkpoint.load_latest(run / "checkpoints")
+    with pytest.raises(model_format.CheckpointError, match=f"{newest.name}: not a readable checkpoint"):
+        model_format.load_checkpoint(newest)
+    path, state = model_format.load_latest(run / "checkpoints")
     assert path == older and state["step"] == 2
     torch.save({"weights": torch.zeros(2)}, run / "foreign.pt")
-    with pytest.raises(checkpoint.CheckpointError, match="not a collaface checkpoint"):
-        checkpoint.load_checkpoint(run / "foreign.pt")
+    with pytest.raises(model_format.CheckpointError, match="not a collaface checkpoint"):
+        model_format.load_checkpoint(run / "foreign.pt")
     pos = train(small_cfg(data, "train.max_steps=5", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)
     assert pos.step == 5  # resumed from step 2, not from the truncated step 4
 
@@ -156,7 +156,7 @@ def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(data, tmp_path, 
     monkeypatch.setattr(step_module.losses, "generator_loss", nan_loss)
     with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
         train(small_cfg(data, "train.max_steps=20", "train.epochs=9", "train.max_nonfinite=3"), run, progress=False)
-    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
+    assert [p.name for p in model_format.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
 
 
 @pytest.mark.parametrize("preset", ["m_i", "m_s", "m_d", "m_is", "m_id", "m_isd", "m_isd_star"])
@@ -187,36 +187,37 @@ def test_real_faces_step(shared_faces, tmp_path):
 def test_export_then_load_gives_identical_outputs(data, tmp_path):
     run = tmp_path / "run"
     train(small_cfg(data, "train.max_steps=2"), run, progress=False)
-    _, state = checkpoint.resolve_checkpoint(run)
-    checkpoint.export_generator(state, tmp_path / "model")
-    cfg, from_ckpt = checkpoint.load_generator(run)
-    _, from_export = checkpoint.load_generator(tmp_path / "model")
+    _, state = model_format.resolve_checkpoint(run)
+    model_format.export_generator(state, tmp_path / "model")
+    cfg, from_ckpt = model_format.load_generator(run)
+    _, from_export = model_format.load_generator(tmp_path / "model")
     batch = example_batch(cfg, 2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         a, b = from_ckpt(batch["masked"], batch["mask"]), from_export(batch["masked"], batch["mask"])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    checkpoint.export_generator(state, tmp_path / "half", half=True)
+    model_format.export_generator(state, tmp_path / "half", half=True)
     full_size = (tmp_path / "model" / "generator.safetensors").stat().st_size
     assert (tmp_path / "half" / "generator.safetensors").stat().st_size < 0.6 * full_size
     (tmp_path / "model" / "generator.safetensors").write_bytes(b"broken")
-    with pytest.raises(checkpoint.CheckpointError, match="generator.safetensors: unreadable weights file"):
-        checkpoint.load_generator(tmp_path / "model")
+    with pytest.raises(model_format.CheckpointError, match="generator.safetensors: unreadable weights file"):
+        model_format.load_generator(tmp_path / "model")
     (tmp_path / "model" / "generator.safetensors").unlink()
-    with pytest.raises(checkpoint.CheckpointError, match="generator.safetensors: missing"):
-        checkpoint.load_generator(tmp_path / "model")
+    with pytest.raises(model_format.CheckpointError, match="generator.safetensors: missing"):
+        model_format.load_generator(tmp_path / "model")
 
 
 def test_export_averages_the_newest_checkpoints(data, tmp_path):
     run = tmp_path / "run"
     cfg = small_cfg(data, "train.max_steps=4", "train.epochs=3", "train.checkpoint_every=1", "train.keep_checkpoints=4")
     train(cfg, run, progress=False)
-    states = [checkpoint.load_checkpoint(p)["generator"] for p in checkpoint.list_checkpoints(run / "checkpoints")[-3:]]
+    newest = model_format.list_checkpoints(run / "checkpoints")[-3:]
+    states = [model_format.load_checkpoint(p)["generator"] for p in newest]
     out = tmp_path / "avg"
     done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run), "--average-last", "3",
                            "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "steps 2, 3, 4" in done.stdout
-    _cfg, weights = checkpoint.load_exported(out)
+    _cfg, weights = model_format.load_exported(out)
     assert json.loads((out / "config.json").read_text())["averaged_steps"] == [2, 3, 4]
     conv = next(k for k in weights if k.endswith("weight") and weights[k].dim() == 4)
     assert not torch.equal(states[0][conv], states[2][conv])
@@ -225,10 +226,10 @@ def test_export_averages_the_newest_checkpoints(data, tmp_path):
     torch.testing.assert_close(weights[running], sum(s[running] for s in states) / 3)
     counter = next(k for k in weights if k.endswith("num_batches_tracked"))
     assert torch.equal(weights[counter], states[2][counter])
-    checkpoint.load_generator(out)  # builds and loads
-    checkpoint.list_checkpoints(run / "checkpoints")[-1].write_bytes(b"half-written")
-    with pytest.raises(checkpoint.CheckpointError, match="3 loadable checkpoints, cannot average the newest 4"):
-        checkpoint.average_generators(run / "checkpoints", 4)
+    model_format.load_generator(out)  # builds and loads
+    model_format.list_checkpoints(run / "checkpoints")[-1].write_bytes(b"half-written")
+    with pytest.raises(model_format.CheckpointError, match="3 loadable checkpoints, cannot average the newest 4"):
+        model_format.average_generators(run / "checkpoints", 4)
     done = subprocess.run([sys.executable, "-m", "collaface", "export", str(run / "checkpoints" / "ckpt-00000002.pt"),
                            "--average-last", "2", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert done.returncode == 1 and "--average-last needs a run folder" in done.stderr
@@ -245,7 +246,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
     from collaface.training.distributed import DistInfo, broadcast_module
-    from collaface.training.hardware import SpeedSettings
+    from collaface.training.speed import SpeedSettings
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -282,7 +283,7 @@ def test_torchrun_two_processes_only_rank0_writes(data, tmp_path):
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
+    assert [p.name for p in model_format.list_checkpoints(run / "checkpoints")] == ["ckpt-00000002.pt"]
     records = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert len(records) == 2
     # the time budget and lr decay run on the ranks' shared clock: lr just under its base value
@@ -290,7 +291,8 @@ def test_torchrun_two_processes_only_rank0_writes(data, tmp_path):
 
 
 def test_speed_probe_picks_a_candidate_and_explicit_settings_skip_it():
-    from collaface.training.hardware import SpeedSettings, candidates, choose_speed_settings
+    from collaface.training.hardware import candidates, choose_speed_settings
+    from collaface.training.speed import SpeedSettings
 
     cpu = torch.device("cpu")
     tiny = ["data.image_size=32", "model.ngf=4", "model.ndf=4", "train.batch_size=2"]
@@ -327,7 +329,7 @@ def test_time_budget_stops_with_a_checkpoint_and_counts_over_resumes(data, tmp_p
     budget = ["train.epochs=50", "train.max_minutes=0.000001"]  # spent by the first step
     pos = train(small_cfg(data, *budget), run, progress=False)
     assert pos.step == 1 and pos.train_seconds > 0
-    assert [p.name for p in checkpoint.list_checkpoints(run / "checkpoints")] == ["ckpt-00000001.pt"]
+    assert [p.name for p in model_format.list_checkpoints(run / "checkpoints")] == ["ckpt-00000001.pt"]
     again = train(small_cfg(data, *budget), run, progress=False)
     assert again.step == 1 and again.train_seconds == pytest.approx(pos.train_seconds)
     more = train(small_cfg(data, "train.epochs=50", "train.max_steps=3", "train.max_minutes=60"), run, progress=False)

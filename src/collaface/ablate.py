@@ -32,12 +32,23 @@ import numpy as np
 import torch
 
 from collaface import config as cfgmod
-from collaface import evaluation as E
-from collaface import metrics
+from collaface import metrics, model_format
 from collaface.config import Config, EvalConfig
 from collaface.data import io
-from collaface.data.labels import LANDMARK_NAMES, TABLE2_PARTS
-from collaface.training import checkpoint
+from collaface.evaluation.baselines import BASELINES
+from collaface.evaluation.cli import add_eval_config_arguments
+from collaface.evaluation.conditions import (
+    ALL_CONDITIONS,
+    LABEL_TASK_CONDITION,
+    OCCLUSION_CONDITIONS,
+    evaluation_data_config,
+    label_task_condition,
+    resolve_conditions,
+)
+from collaface.evaluation.paper import PAPER_LAYOUT, PAPER_TABLE1, PAPER_VARIANTS, paper_layout_rows
+from collaface.evaluation.reports import atomic_write, format_cell, json_safe, markdown_table, report_dict, write_report
+from collaface.evaluation.scoring import IMAGE_METRICS, REFERENCE_SIZE, EvalModel, Evaluation, evaluate, load_models
+from collaface.evaluation.statistics import paired_verdict, summarize
 from collaface.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -54,7 +65,7 @@ UNBOUNDED_EPOCHS = 1_000_000
 VALIDATION_METRICS = {  # key in a validation record -> axis label
     "ssim": "SSIM (%)", "psnr": "PSNR (dB)", "l1_hole": "L1 in the hole (gray levels)",
     "sharpness": "hole sharpness (1 = as sharp)", "dice": "parsing Dice, average (%)",
-    "landmark_error": f"landmark error (px at {E.REFERENCE_SIZE})",
+    "landmark_error": f"landmark error (px at {REFERENCE_SIZE})",
 }
 
 
@@ -68,7 +79,7 @@ class Claim:
     better: tuple[str, ...]    # variants claimed better ...
     than: str                  # ... than this one
     measures: tuple[str, ...]  # table1: IMAGE_METRICS names; table2: dice_whole/dice_hole; table3: error
-    conditions: tuple[str, ...] = E.OCCLUSION_CONDITIONS
+    conditions: tuple[str, ...] = OCCLUSION_CONDITIONS
 
 
 CLAIMS = (
@@ -79,10 +90,10 @@ CLAIMS = (
     Claim("concentrated", "The inpainting-concentrated M*_isd is slightly better than M_isd (Table 1).",
           "table1", ("m_isd_star",), "m_isd", ("ssim", "psnr")),
     Claim("parsing_collaboration", "Collaboratively trained models segment better than M_s (Table 2).",
-          "table2", ("m_is", "m_isd", "m_isd_star"), "m_s", ("dice_whole", "dice_hole"), (E.LABEL_TASK_CONDITION,)),
+          "table2", ("m_is", "m_isd", "m_isd_star"), "m_s", ("dice_whole", "dice_hole"), (LABEL_TASK_CONDITION,)),
     Claim("landmark_collaboration", "Collaboratively trained models locate landmarks better than M_d; the average "
           "error drops from 2.38 (M_d) to 1.72 px (M*_isd), -27.7% (Table 3).",
-          "table3", ("m_id", "m_isd", "m_isd_star"), "m_d", ("error",), (E.LABEL_TASK_CONDITION,)),
+          "table3", ("m_id", "m_isd", "m_isd_star"), "m_d", ("error",), (LABEL_TASK_CONDITION,)),
 )
 
 
@@ -100,7 +111,7 @@ class AblationOptions:
     eval_data: str | None = None       # default: data
     eval_source: str | None = None     # default: source
     eval_split: str = "test"
-    conditions: tuple[str, ...] = E.ALL_CONDITIONS
+    conditions: tuple[str, ...] = ALL_CONDITIONS
     limit: int = 0
     eval: EvalConfig = field(default_factory=EvalConfig)
     val_split: str = "val"
@@ -141,7 +152,7 @@ def variant_config(variant: str, options: AblationOptions, seed: int, max_steps:
 
 def trained_step(run_dir: Path) -> int:
     """Step of the newest loadable checkpoint of a run folder (0 when there is none)."""
-    latest = checkpoint.load_latest(Path(run_dir) / "checkpoints")
+    latest = model_format.load_latest(Path(run_dir) / "checkpoints")
     return 0 if latest is None else int(latest[1]["step"])
 
 
@@ -171,13 +182,13 @@ def _append_validation(run_dir: Path, record: dict) -> None:
 def validate(run_dir: Path, label: str, options: AblationOptions, step: int) -> dict:
     """Quick metrics of the run's newest checkpoint on the first ``val_faces`` faces of the
     validation split (no baselines, no CIs): {"step", "conditions": {condition: {metric: value}}}."""
-    models = E.load_models([str(run_dir)], [label], _device(options))
-    data_cfg = E.evaluation_data_config(models[0].cfg, options.data, options.source)
-    evaluation = E.evaluate(models, data_cfg, split=options.val_split, conditions=options.val_conditions,
+    models = load_models([str(run_dir)], [label], _device(options))
+    data_cfg = evaluation_data_config(models[0].cfg, options.data, options.source)
+    evaluation = evaluate(models, data_cfg, split=options.val_split, conditions=options.val_conditions,
                             eval_cfg=dataclasses.replace(options.eval, bootstrap=0), limit=options.val_faces,
                             workers=options.workers, device=_device(options), progress=False, baselines=False,
                             examples=False)
-    summary = E.summarize(evaluation, 0, options.eval.seed)
+    summary = summarize(evaluation, 0, options.eval.seed)
     conditions = {}
     for condition in options.val_conditions:
         values = {name: stats["value"] for name, stats in summary["table1"][condition].get(label, {}).items()}
@@ -187,11 +198,11 @@ def validate(run_dir: Path, label: str, options: AblationOptions, step: int) -> 
             values["landmark_error"] = summary["table3"][condition][label]["average"]["value"]
             values["nme"] = summary["table3"][condition][label]["nme"]["value"]
         conditions[condition] = values
-    return E.json_safe({"step": step, "faces": evaluation.data["faces"], "conditions": conditions})
+    return json_safe({"step": step, "faces": evaluation.data["faces"], "conditions": conditions})
 
 
 def _device(options: AblationOptions) -> torch.device:
-    from collaface.training.hardware import resolve_device
+    from collaface.device import resolve_device
 
     return resolve_device(options.device)
 
@@ -222,14 +233,14 @@ def train_variant(variant: str, seed: int, options: AblationOptions) -> Path:
 # --------------------------------------------------------------------------- claims
 
 
-def _claim_samples(evaluation: E.Evaluation, claim: Claim, condition: str, label: str, measure: str):
+def _claim_samples(evaluation: Evaluation, claim: Claim, condition: str, label: str, measure: str):
     """(per-face samples, statistic, higher_is_better) of one model for one measure, or None."""
     record = evaluation.conditions.get(condition)
     if record is None:
         return None
     if claim.table == "table1":
         values = record.image.get(label)
-        spec = E.IMAGE_METRICS[measure]
+        spec = IMAGE_METRICS[measure]
         statistic = metrics.geometric_mean if spec.geometric else metrics.mean
         return None if values is None else (values[measure], statistic, spec.higher_is_better)
     if claim.table == "table2":
@@ -239,7 +250,7 @@ def _claim_samples(evaluation: E.Evaluation, claim: Claim, condition: str, label
     return None if errors is None else (errors["error"], metrics.mean_point_error, False)
 
 
-def check_claims(evaluation: E.Evaluation, seeds: tuple[int, ...], resamples: int, seed: int) -> list[dict]:
+def check_claims(evaluation: Evaluation, seeds: tuple[int, ...], resamples: int, seed: int) -> list[dict]:
     """Every CLAIMS comparison the evaluated variants allow, per seed, condition and measure:
     the paired difference a - b over the same faces with a 95% CI and a verdict for ``a``."""
     present = {m.label for m in evaluation.models}
@@ -263,7 +274,7 @@ def check_claims(evaluation: E.Evaluation, seeds: tuple[int, ...], resamples: in
                         reference_value = float(statistic(b[0][None])[0])
                         rows.append({"a": label, "b": reference, "condition": condition, "measure": measure,
                                      "relative": stats["value"] / reference_value if reference_value else math.nan,
-                                     **E.paired_verdict(stats, higher)})
+                                     **paired_verdict(stats, higher)})
         if rows:
             supported = sum(r["verdict"] == "better" for r in rows)
             contradicted = sum(r["verdict"] == "worse" for r in rows)
@@ -275,7 +286,7 @@ def check_claims(evaluation: E.Evaluation, seeds: tuple[int, ...], resamples: in
 # --------------------------------------------------------------------------- the run
 
 
-def _evaluation_key(models: list[E.EvalModel], options: AblationOptions) -> str:
+def _evaluation_key(models: list[EvalModel], options: AblationOptions) -> str:
     """What the final evaluation depends on: weights, data and evaluation options."""
     parts = {"models": [(m.label, m.sha256) for m in models], "data": options.eval_data or options.data,
              "source": options.eval_source or options.source, "split": options.eval_split,
@@ -305,7 +316,7 @@ def run_ablation(options: AblationOptions) -> dict:
 
     labels = [model_label(v, s, options.seeds) for v, s in runs]
     device = _device(options)
-    models = E.load_models([str(p) for p in runs.values()], labels, device)
+    models = load_models([str(p) for p in runs.values()], labels, device)
     key = _evaluation_key(models, options)
     saved_path = out / "ablation.json"
     saved = json.loads(saved_path.read_text()) if saved_path.is_file() else None
@@ -313,20 +324,20 @@ def run_ablation(options: AblationOptions) -> dict:
         log.info("evaluation unchanged since the last run: reusing %s", saved_path)
         result = saved
     else:
-        data_cfg = E.evaluation_data_config(models[0].cfg, options.eval_data or options.data,
+        data_cfg = evaluation_data_config(models[0].cfg, options.eval_data or options.data,
                                             options.eval_source or options.source)
-        evaluation = E.evaluate(models, data_cfg, split=options.eval_split, conditions=options.conditions,
+        evaluation = evaluate(models, data_cfg, split=options.eval_split, conditions=options.conditions,
                                 eval_cfg=options.eval, limit=options.limit, workers=options.workers, device=device,
                                 progress=options.progress)
-        summary = E.summarize(evaluation, options.eval.bootstrap, options.eval.seed)
-        E.write_report(evaluation, summary, out / "report", options.eval.bootstrap)
-        result = E.json_safe({
+        summary = summarize(evaluation, options.eval.bootstrap, options.eval.seed)
+        write_report(evaluation, summary, out / "report", options.eval.bootstrap)
+        result = json_safe({
             "format": "collaface-ablation",
             "evaluation_key": key,
-            "report": E.report_dict(evaluation, summary, options.eval.bootstrap),
+            "report": report_dict(evaluation, summary, options.eval.bootstrap),
             "claims": check_claims(evaluation, options.seeds, options.eval.bootstrap, options.eval.seed),
         })
-    result["settings"] = E.json_safe({
+    result["settings"] = json_safe({
         "command": options.command, "budget": options.budget, "variants": variants, "seeds": list(options.seeds),
         "data": options.data, "source": options.source, "overrides": list(options.overrides),
         "eval_data": options.eval_data or options.data, "eval_split": options.eval_split,
@@ -335,9 +346,9 @@ def run_ablation(options: AblationOptions) -> dict:
         "trained_steps": trained_steps,
     })
     result["validation"] = {model_label(v, s, options.seeds): read_validation(p) for (v, s), p in runs.items()}
-    E.atomic_write(saved_path, json.dumps(result, indent=1).encode())
+    atomic_write(saved_path, json.dumps(result, indent=1).encode())
     plot_validation(result["validation"], options.val_conditions, out / "validation.png")
-    E.atomic_write(out / "ablation.md", ablation_markdown(result).encode())
+    atomic_write(out / "ablation.md", ablation_markdown(result).encode())
     return result
 
 
@@ -366,7 +377,7 @@ def plot_validation(validation: dict[str, list[dict]], conditions: tuple[str, ..
     fig.suptitle(f"validation: mean over {', '.join(conditions)}", fontsize=11)
     buffer = _io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    E.atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
 
 
 def _value(stats: dict | None, decimals: int) -> str:
@@ -409,17 +420,17 @@ def ablation_markdown(result: dict) -> str:
         "",
     ]
     table1 = summary["table1"]
-    occlusions = [c for c in E.OCCLUSION_CONDITIONS if c in table1]
+    occlusions = [c for c in OCCLUSION_CONDITIONS if c in table1]
     if occlusions:
         lines += ["## Table 1: SSIM (%) / PSNR (dB) at O1-O6", ""]
         rows = _pair_rows(table1, occlusions, variants, labels_of, ("ssim", 1), ("psnr", 2), bold=True)
-        for name, values in E.PAPER_TABLE1.items():
-            rows.append([f"paper {name}"] + [f"{values[E.OCCLUSION_CONDITIONS.index(c)][0]:.1f} / "
-                                              f"{values[E.OCCLUSION_CONDITIONS.index(c)][1]:.2f}" for c in occlusions])
-        lines += E.markdown_table(["model", *occlusions], rows) + [""]
+        for name, values in PAPER_TABLE1.items():
+            rows.append([f"paper {name}"] + [f"{values[OCCLUSION_CONDITIONS.index(c)][0]:.1f} / "
+                                              f"{values[OCCLUSION_CONDITIONS.index(c)][1]:.2f}" for c in occlusions])
+        lines += markdown_table(["model", *occlusions], rows) + [""]
         lines += _hole_table(table1, occlusions, variants, labels_of)
-    lines += _paper_layout_table2(summary, variants, labels_of)
-    lines += _paper_layout_table3(summary, variants, labels_of)
+    lines += _paper_layout_table("table2", summary, variants, labels_of)
+    lines += _paper_layout_table("table3", summary, variants, labels_of)
     lines += _claims_section(result["claims"])
     lines += ["## Validation during training", "", "![validation](validation.png)", ""]
     return "\n".join(lines)
@@ -434,11 +445,11 @@ def _pair_rows(table1: dict, occlusions: list[str], variants: list[str], labels_
     for variant in variants:
         names = [n for n in labels_of(variant) if n in table1[occlusions[0]]]
         if names:
-            title = f"ours {E.PAPER_VARIANTS[variant]}"
+            title = f"ours {PAPER_VARIANTS[variant]}"
             rows.append([f"**{title}**" if bold else title] + [
                 f"{_seed_cell([table1[c][n][a]['value'] for n in names], da)} / "
                 f"{_seed_cell([table1[c][n][b]['value'] for n in names], db)}" for c in occlusions])
-    for baseline, title in E.BASELINES.items():
+    for baseline, title in BASELINES.items():
         if baseline in table1[occlusions[0]]:
             cells = [table1[c][baseline] for c in occlusions]
             rows.append([f"ours {title}"] + [f"{_value(cell[a], da)} / {_value(cell[b], db)}" for cell in cells])
@@ -451,39 +462,33 @@ def _hole_table(table1: dict, occlusions: list[str], variants: list[str], labels
     return (["## In the hole: PSNR (dB) / sharpness at O1-O6", "",
              "Sharpness is the hole's gradient energy over the original's (1 = as sharp; a blurry fill scores well "
              "on SSIM/PSNR but low here). The paper reports neither.", ""]
-            + E.markdown_table(["model", *occlusions], rows) + [""])
+            + markdown_table(["model", *occlusions], rows) + [""])
 
 
-def _paper_layout_table2(summary: dict, variants: list[str], labels_of) -> list[str]:
-    condition = E.label_task_condition(summary["table2"])
+def _paper_layout_table(table: str, summary: dict, variants: list[str], labels_of) -> list[str]:
+    """Table 2 (Dice on the whole face; variants with parsing) or 3 (landmark error; variants with
+    landmarks) in the paper's layout: our variants (mean ± std over seeds) beside its numbers."""
+    condition = label_task_condition(summary[table])
     if condition is None:
         return []
-    models = summary["table2"][condition]
-    columns = [v for v in ("m_s", "m_is", "m_isd", "m_isd_star") if v in variants and labels_of(v)[0] in models]
-    header = ["part"] + [f"ours {E.PAPER_VARIANTS[v]}" for v in columns] + [f"paper {p}" for p in E.PAPER_TABLE2]
-    rows = []
-    for k, part in enumerate((*TABLE2_PARTS, "average")):
-        rows.append([E.TABLE2_TITLES.get(part, "**Average**")]
-                    + [_seed_cell([models[n]["whole"][part]["value"] for n in labels_of(v) if n in models], 1)
-                       for v in columns]
-                    + [f"{values[k]:.1f}" for values in E.PAPER_TABLE2.values()])
-    return [f"## Table 2: Dice (%) on the whole face, {condition} mask", ""] + E.markdown_table(header, rows) + [""]
+    models = summary[table][condition]
+    if table == "table2":
+        ours, rows_of, decimals = ("m_s", "m_is", "m_isd", "m_isd_star"), "part", 1
+        title = f"## Table 2: Dice (%) on the whole face, {condition} mask"
 
+        def value(name: str, part: str) -> float | None:
+            return models[name]["whole"][part]["value"]
+    else:
+        ours, rows_of, decimals = ("m_d", "m_id", "m_isd", "m_isd_star"), "point", 2
+        title = f"## Table 3: landmark error (px at {REFERENCE_SIZE}), {condition} mask"
 
-def _paper_layout_table3(summary: dict, variants: list[str], labels_of) -> list[str]:
-    condition = E.label_task_condition(summary["table3"])
-    if condition is None:
-        return []
-    models = summary["table3"][condition]
-    columns = [v for v in ("m_d", "m_id", "m_isd", "m_isd_star") if v in variants and labels_of(v)[0] in models]
-    header = ["point"] + [f"ours {E.PAPER_VARIANTS[v]}" for v in columns] + [f"paper {p}" for p in E.PAPER_TABLE3]
-    rows = []
-    for k, point in enumerate((*LANDMARK_NAMES, "average")):
-        rows.append([E.TABLE3_TITLES.get(point, "**Average**")]
-                    + [_seed_cell([models[n][point]["value"] for n in labels_of(v) if n in models], 2) for v in columns]
-                    + [f"{values[k]:.2f}" for values in E.PAPER_TABLE3.values()])
-    return ([f"## Table 3: landmark error (px at {E.REFERENCE_SIZE}), {condition} mask", ""]
-            + E.markdown_table(header, rows) + [""])
+        def value(name: str, point: str) -> float | None:
+            return models[name][point]["value"]
+    columns = [v for v in ours if v in variants and labels_of(v)[0] in models]
+    header = [rows_of] + [f"ours {PAPER_VARIANTS[v]}" for v in columns] + [f"paper {p}" for p in PAPER_LAYOUT[table][2]]
+    rows = paper_layout_rows(table, [lambda key, v=v: _seed_cell([value(n, key) for n in labels_of(v) if n in models],
+                                                                  decimals) for v in columns])
+    return [title, ""] + markdown_table(header, rows) + [""]
 
 
 def _claims_section(claims: list[dict]) -> list[str]:
@@ -501,9 +506,9 @@ def _claims_section(claims: list[dict]) -> list[str]:
                   f"**{verdict}**: a better in {claim['supported']} of {claim['total']} comparisons, worse in "
                   f"{claim['contradicted']}.", ""]
         rows = [[r["a"], r["b"], r["condition"], r["measure"], str(r["n"]),
-                 E.format_cell(r, 2), "-" if r["relative"] is None else f"{100 * r['relative']:+.1f}%", r["verdict"]]
+                 format_cell(r, 2), "-" if r["relative"] is None else f"{100 * r['relative']:+.1f}%", r["verdict"]]
                 for r in claim["comparisons"]]
-        lines += E.markdown_table(["a", "b", "condition", "measure", "faces", "a - b [CI]", "relative", "verdict"],
+        lines += markdown_table(["a", "b", "condition", "measure", "faces", "a - b [CI]", "relative", "verdict"],
                                   rows) + [""]
     return lines
 
@@ -517,10 +522,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     options = AblationOptions(
         data=args.data, out=Path(args.out), budget=args.budget, variants=tuple(args.variants), seeds=tuple(args.seeds),
         source=args.source, overrides=tuple(args.overrides), eval_data=args.eval_data, eval_source=args.eval_source,
-        eval_split=args.eval_split, conditions=E.resolve_conditions(args.masks), limit=args.limit,
+        eval_split=args.eval_split, conditions=resolve_conditions(args.masks), limit=args.limit,
         eval=EvalConfig(seed=args.eval_seed, batch_size=args.batch_size, bootstrap=args.bootstrap),
         val_split=args.val_split, eval_every=args.eval_every, val_faces=args.val_faces,
-        val_conditions=E.resolve_conditions(args.val_masks), workers=args.workers, device=args.device,
+        val_conditions=resolve_conditions(args.val_masks), workers=args.workers, device=args.device,
         progress=not args.no_progress, command="collaface " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         train_only=args.train_only,
     )
@@ -535,20 +540,20 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+ABLATE_DESCRIPTION = (
+    "Trains M_i, M_s, M_d, M_is, M_id, M_isd and M*_isd (presets m_i .. m_isd_star) for --budget steps "
+    "each on the same data and seeds, validating every --eval-every steps, then evaluates them together "
+    "(as `collaface evaluate`) and writes OUT/ablation.md with Tables 1-3 in the paper's layout, the "
+    "paper's claims tested, and validation curves. Rerunning continues unfinished runs from their "
+    "checkpoints; finished runs are not retrained. Dotted overrides (e.g. model.ngf=32) apply to every "
+    "variant; put them before the options (or after --variants/--seeds/--masks lists, behind --)."
+)
+
+
 def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``collaface ablate`` on an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "ablate",
-        help="train and evaluate every paper variant with one budget (resumable)",
-        description=(
-            "Trains M_i, M_s, M_d, M_is, M_id, M_isd and M*_isd (presets m_i .. m_isd_star) for --budget steps "
-            "each on the same data and seeds, validating every --eval-every steps, then evaluates them together "
-            "(as `collaface evaluate`) and writes OUT/ablation.md with Tables 1-3 in the paper's layout, the "
-            "paper's claims tested, and validation curves. Rerunning continues unfinished runs from their "
-            "checkpoints; finished runs are not retrained. Dotted overrides (e.g. model.ngf=32) apply to every "
-            "variant; put them before the options (or after --variants/--seeds/--masks lists, behind --)."
-        ),
-    )
+    p = subparsers.add_parser("ablate", help="train and evaluate every paper variant with one budget (resumable)",
+                              description=ABLATE_DESCRIPTION)
     p.add_argument("overrides", nargs="*", help="dotted config overrides for every variant, e.g. model.ngf=32")
     p.add_argument("--data", required=True, help="training dataset folder")
     p.add_argument("--source", choices=("prepared", "celeba", "celebamask_hq"), help="its layout (data.source)")
@@ -565,10 +570,7 @@ def add_ablate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-split", default="test", choices=("train", "val", "test"), help="default test")
     p.add_argument("--masks", nargs="+", default=["all"], metavar="MASK", help="evaluation conditions (as evaluate)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (0 = all)")
-    defaults = EvalConfig()
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="evaluation batch size")
-    p.add_argument("--bootstrap", type=int, default=defaults.bootstrap, help="bootstrap resamples for the CIs")
-    p.add_argument("--eval-seed", type=int, default=defaults.seed, help="seed of the evaluation masks and bootstrap")
+    add_eval_config_arguments(p, "--eval-seed")
     p.add_argument("--val-split", default="val", choices=("train", "val", "test"),
                    help="validation split (default val)")
     p.add_argument("--eval-every", type=int, help="validate every N steps (default budget/10; 0 = never)")

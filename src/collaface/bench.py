@@ -37,8 +37,9 @@ import torch
 from collaface import config as cfgmod
 from collaface.models.build import build_model, example_batch, model_costs
 from collaface.timing import THREADS, load_average, median_latency
-from collaface.training.hardware import SpeedSettings, bf16_supported, choose_speed_settings, cpu_description
+from collaface.training.hardware import bf16_supported, choose_speed_settings, cpu_description
 from collaface.training.loop import compile_model
+from collaface.training.speed import SpeedSettings
 from collaface.training.step import make_optimizers, train_step
 
 WIDTHS = ((32, 32), (64, 64))

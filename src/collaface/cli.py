@@ -18,13 +18,25 @@ from collaface import config as cfgmod
 
 # command -> (module, function that registers its full parser, one-line help for the command list)
 LAZY_COMMANDS = {
-    "evaluate": ("collaface.evaluation", "add_evaluate_parser",
+    "evaluate": ("collaface.evaluation.cli", "add_evaluate_parser",
                  "the paper's Tables 1-3 for trained models, with baselines, CIs and a report"),
     "ablate": ("collaface.ablate", "add_ablate_parser",
                "train and evaluate every paper variant with one budget (resumable)"),
-    "complete": ("collaface.inference", "add_complete_parser", "fill a hole in a face photo (or a folder of photos)"),
+    "complete": ("collaface.inference.cli", "add_complete_parser",
+                 "fill a hole in a face photo (or a folder of photos)"),
     "demo": ("collaface.demo.app", "add_demo_parser", "web page: upload a photo, paint the hole, complete it"),
 }
+PREPARE_DESCRIPTION = (
+    "Turns any folder of face photos into a prepared dataset: square unaligned crops with "
+    "5 landmarks and a parsing map per face, a manifest.csv with identity and split, and "
+    "failures.csv listing every file that could not be used and why. Rerunning skips "
+    "finished files. Needs the annotation extra: pip install 'collaface[annotate]'."
+)
+TRAIN_DESCRIPTION = (
+    "Train PRESET on a dataset. Rerunning into the same --out continues from the newest "
+    "checkpoint; SIGINT/SIGTERM save one before stopping. Multi-GPU/multi-node: "
+    "torchrun --nproc_per_node N -m collaface train ..."
+)
 
 
 def _cmd_show_config(args: argparse.Namespace) -> int:
@@ -69,36 +81,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from collaface import model_format
     from collaface.models.build import build_generator
     from collaface.onnx_export import export_graph, export_standalone
-    from collaface.training import checkpoint
 
     if not (args.out or args.onnx):
-        raise checkpoint.CheckpointError("give --out MODEL_DIR (safetensors + config.json + graph), --onnx DIR "
+        raise model_format.CheckpointError("give --out MODEL_DIR (safetensors + config.json + graph), --onnx DIR "
                                          "(a standalone ONNX file), or both")
     if args.out and args.onnx and Path(args.out).resolve() == Path(args.onnx).resolve():
-        raise checkpoint.CheckpointError("--out and --onnx must be different folders (both write generator.onnx)")
+        raise model_format.CheckpointError("--out and --onnx must be different folders (both write generator.onnx)")
     source = Path(args.checkpoint)
     if args.alpha != 1.0 and not args.interpolate:
         raise cfgmod.ConfigError("--alpha needs --interpolate START_MODEL")
     if args.average_last:
         if not source.is_dir():
-            raise checkpoint.CheckpointError(f"{source}: --average-last needs a run folder or checkpoints folder")
+            raise model_format.CheckpointError(f"{source}: --average-last needs a run folder or checkpoints folder")
         folder = source / "checkpoints" if (source / "checkpoints").is_dir() else source
-        state = checkpoint.average_generators(folder, args.average_last)
+        state = model_format.average_generators(folder, args.average_last)
         what = f"mean generator of steps {', '.join(map(str, state['averaged_steps']))} of {folder}"
-    elif (source / checkpoint.WEIGHTS_FILE).is_file():
-        state = checkpoint.load_exported_state(source)
+    elif (source / model_format.WEIGHTS_FILE).is_file():
+        state = model_format.load_exported_state(source)
         what = f"exported generator {source}"
     else:
-        path, state = checkpoint.resolve_checkpoint(source)
+        path, state = model_format.resolve_checkpoint(source)
         what = f"generator of {path} (step {state['step']})"
     if args.interpolate:
-        _, start = checkpoint.load_generator(Path(args.interpolate))
-        state = checkpoint.interpolate_generators(state, start.state_dict(), args.alpha, str(args.interpolate))
+        _, start = model_format.load_generator(Path(args.interpolate))
+        state = model_format.interpolate_generators(state, start.state_dict(), args.alpha, str(args.interpolate))
         what += f" interpolated with {args.interpolate} at alpha {args.alpha}"
     if args.out:
-        out = checkpoint.export_generator(state, Path(args.out), half=args.half)
+        out = model_format.export_generator(state, Path(args.out), half=args.half)
         export_graph(build_generator(cfgmod.from_dict(state["config"])), cfgmod.from_dict(state["config"]), out)
         print(f"exported {what} to {out} (weights, config.json and the ONNX graph that reads them)")
     if args.onnx:
@@ -133,16 +145,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32")
     p.set_defaults(func=_cmd_show_config)
 
-    p = sub.add_parser(
-        "prepare",
-        help="detect, crop (unaligned square) and annotate a folder of face photos",
-        description=(
-            "Turns any folder of face photos into a prepared dataset: square unaligned crops with "
-            "5 landmarks and a parsing map per face, a manifest.csv with identity and split, and "
-            "failures.csv listing every file that could not be used and why. Rerunning skips "
-            "finished files. Needs the annotation extra: pip install 'collaface[annotate]'."
-        ),
-    )
+    p = sub.add_parser("prepare", help="detect, crop (unaligned square) and annotate a folder of face photos",
+                       description=PREPARE_DESCRIPTION)
     p.add_argument("src", help="folder of photos (searched recursively)")
     p.add_argument("out", help="output folder of the prepared dataset")
     p.add_argument("--size", type=int, default=256, help="side of the stored crops in pixels (default 256)")
@@ -160,15 +164,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="also write OUT/preview.png: a contact sheet of N faces with landmarks and parsing")
     p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser(
-        "train",
-        help="train a collaGAN variant (resumable: rerun the same command to continue)",
-        description=(
-            "Train PRESET on a dataset. Rerunning into the same --out continues from the newest "
-            "checkpoint; SIGINT/SIGTERM save one before stopping. Multi-GPU/multi-node: "
-            "torchrun --nproc_per_node N -m collaface train ..."
-        ),
-    )
+    p = sub.add_parser("train", help="train a collaGAN variant (resumable: rerun the same command to continue)",
+                       description=TRAIN_DESCRIPTION)
     p.add_argument("preset", help=f"preset name ({', '.join(cfgmod.list_presets())}) or a YAML path")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32 model.ngf=32")
     p.add_argument("--data", help="dataset folder, or several joined by ':' (sets data.root)")

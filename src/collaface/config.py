@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from collaface.contracts import TASKS, UPSAMPLES
+
 PRESET_DIR = Path(__file__).parent / "configs"
-TASKS = ("i", "s", "d")
 TRAIN_MASK_KINDS = ("block", "pattern", "noise", "freeform", "region")
 
 
@@ -121,7 +122,6 @@ ARCHS = ("collagan", "ce", "gfc", "sii")
 COMPONENTS = ("left_eye", "right_eye", "mouth")  # component discriminators' regions
 D_AUGMENTS = ("translation", "cutout")
 GAN_LOSSES = ("bce", "hinge")
-UPSAMPLES = ("transpose", "resize")  # generator decoder: transposed convs (paper) or nearest x2 + conv
 
 
 @dataclass

@@ -15,7 +15,7 @@ standard non-saturating form, maximising log D(x, G(x)) (BCE against "real"), ra
 minimising log(1 - D(x, G(x))), which gives vanishing gradients while D wins.
 
 Inpainting-concentrated scheme (``cfg.loss.concentrated``, section 3.3): D_i judges
-``composite(G_i, y_i, mask)`` (from ``data.masks``), the output with the known pixels replaced by
+``composite(G_i, y_i, mask)`` (from ``contracts``), the output with the known pixels replaced by
 the ground truth (equation 5 writes ``x * M`` with M = 1 on known pixels, where x equals y_i), in
 both the generator and the discriminator phase; and the image L1 (equation 6) is taken over the
 hole only, normalised by the number of hole values so lambda_rec_i keeps the per-pixel scale of
@@ -34,10 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from collaface.config import Config, resolved_lambdas
-from collaface.data.masks import composite
+from collaface.contracts import TARGET_KEYS, composite
 from collaface.models.components import component_crops
 from collaface.models.discriminator import Augment
-from collaface.models.generator import TARGET_KEYS
 
 MIN_COMPONENT_HOLE = 0.1  # hole fraction of a component crop from which its discriminator judges it
 

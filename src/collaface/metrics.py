@@ -3,7 +3,7 @@
 Conventions
 -----------
 * Images are float tensors ``(B, C, H, W)`` of 8-bit values in [0, 255] (:func:`to_255`): the
-  metrics score the uint8 image a user gets, with known pixels pasted back (``masks.composite``).
+  metrics score the uint8 image a user gets, with known pixels pasted back (``contracts.composite``).
 * Masks are ``(B, 1, H, W)`` with **1 = hole**. A hole metric of an image without hole is NaN.
 * Every per-image function returns a ``(B,)`` tensor (float64 unless stated); aggregation and
   confidence intervals work on numpy arrays of those per-face values.

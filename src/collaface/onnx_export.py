@@ -1,4 +1,4 @@
-"""The generator as ONNX, for the torch-free runtime (``collaface.engine.OnnxEngine``).
+"""The generator as ONNX, for the torch-free runtime (``collaface.inference.runtime.OnnxEngine``).
 
 Two forms, both traced from the generator's own ``forward`` (whatever its inputs' channels: the
 dummy batch comes from the model's config), opset ``OPSET``, dynamic batch, float32 compute,
@@ -31,9 +31,8 @@ from torch import nn
 
 from collaface import config as cfgmod
 from collaface.data.io import atomic_path, write_text_atomic
-from collaface.engine import ONNX_FILE, ONNX_INPUTS, WEIGHT_PREFIX
+from collaface.model_format import CONFIG_FILE, ONNX_FILE, ONNX_INPUTS, WEIGHT_PREFIX, WEIGHTS_FILE, CheckpointError
 from collaface.models.build import build_generator, example_batch
-from collaface.training.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError
 
 OPSET = 17
 

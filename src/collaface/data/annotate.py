@@ -456,7 +456,7 @@ def rasterize_parsing(
     transform: np.ndarray | None = None,
     open_mouth_ratio: float = 0.08,
 ) -> np.ndarray:
-    """(H, W) uint8 parsing map (``labels.LABELS``) drawn from a (478, 2) mesh in pixels.
+    """(H, W) uint8 parsing map (``contracts.LABELS``) drawn from a (478, 2) mesh in pixels.
 
     shape: side of a square map or (H, W). transform: optional (2, 3) affine matrix applied to
     the mesh first (e.g. photo -> crop). The inner mouth is drawn only when the mouth is open:

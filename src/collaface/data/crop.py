@@ -12,6 +12,11 @@ Parts of the square outside the photo are filled by replicating the border (as C
 
 Inference may straighten a strongly tilted face (:func:`straightened`): the same square, turned
 by the face's roll about its centre, so that the model sees the face upright as in training.
+
+Back in the photo (completion): :func:`box_mask` (the photo pixels inside a crop),
+:func:`region_hole` (a named region placed in a crop's upright frame) and :func:`paste_back`
+(a completed crop written into the photo inside the hole only). Holes are (H, W) bool, True =
+hole; coordinates are (x, y) pixels, pixel centres at integer coordinates.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from collaface.blending import poisson_blend
+from collaface.data.masks import region_mask
+
 CROP_SCALE = 3.0
+BLEND_MODES = ("poisson", "none")
+BLEND_MARGIN = 4              # known pixels around the hole's box that the Poisson solve sees
+SMOOTH_FROM_SCALE = 2.0       # photo pixels per model pixel from which the fill is low-passed before upsampling
+BINOMIAL_3 = np.array([[0.25, 0.5, 0.25]], np.float32)  # zero gain at the model's Nyquist frequency
 
 
 @dataclass(frozen=True)
@@ -130,3 +142,80 @@ def crop_resize(image: np.ndarray, box: CropBox, size: int, nearest: bool = Fals
         return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     source, matrix = area_prefilter(image, matrix)
     return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# --------------------------------------------------------------------------- back in the photo
+
+
+def whole_image_box(height: int, width: int) -> CropBox:
+    """The square crop that is the whole photo (centred on the longer side) for ``no_detect``."""
+    side = max(height, width)
+    return CropBox((width - side) / 2, (height - side) / 2, float(side))
+
+
+def box_mask(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the photo pixels whose centres lie in the (turned) crop box."""
+    inside = np.zeros(shape, bool)
+    corners = box.corners()
+    x0, y0 = np.maximum(np.ceil(corners.min(0)).astype(int), 0)
+    x1, y1 = np.ceil(corners.max(0)).astype(int)
+    x1, y1 = min(x1, shape[1]), min(y1, shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return inside
+    if box.roll == 0:  # exact bounds: centre x in [x0, x0 + side)
+        inside[y0:y1, x0:x1] = True
+        return inside
+    (ax, bx, cx), (ay, by, cy) = box.crop_from_source(1)  # crop (u, v) of photo pixel (x, y), in [0, 1)
+    xs, ys = np.arange(x0, x1, dtype=np.float64)[None], np.arange(y0, y1, dtype=np.float64)[:, None]
+    u, v = ax * xs + bx * ys + cx, ay * xs + by * ys + cy
+    inside[y0:y1, x0:x1] = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+    return inside
+
+
+def paste_back(image: np.ndarray, hole: np.ndarray, crop_prediction: np.ndarray, box: CropBox,
+               blend: str = "poisson") -> np.ndarray:
+    """Write a completed face crop into the photo, inside ``hole`` only. -> new (H, W, 3) uint8.
+
+    image: (H, W, 3) uint8 photo; hole: (H, W) bool; crop_prediction: (S, S, 3) uint8 generator
+    output for ``box`` (the crop of ``crop_resize(image, box, S)``). The prediction is upsampled
+    to photo pixels (cubic; low-passed first by a 3x3 binomial when magnified ``SMOOTH_FROM_SCALE``
+    times or more), blended per ``blend`` ("poisson" or "none"), and every pixel outside the hole
+    is returned bit-identical.
+    """
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
+    out = image.copy()
+    rows, cols = np.nonzero(hole)
+    if rows.size == 0:
+        return out
+    height, width = hole.shape
+    y0, y1 = max(rows.min() - BLEND_MARGIN, 0), min(rows.max() + 1 + BLEND_MARGIN, height)
+    x0, x1 = max(cols.min() - BLEND_MARGIN, 0), min(cols.max() + 1 + BLEND_MARGIN, width)
+    size = crop_prediction.shape[0]
+    scale = size / box.side
+    # photo pixel (x0 + u, y0 + v) -> crop pixel, as crop_resize
+    matrix = box.crop_from_source(size)
+    matrix[:, 2] += matrix[:, :2] @ [x0, y0]
+    interp = cv2.INTER_CUBIC if scale < 1 else cv2.INTER_LINEAR
+    if 1 / scale >= SMOOTH_FROM_SCALE:
+        smoothed = cv2.sepFilter2D(crop_prediction.astype(np.float32), -1, BINOMIAL_3, BINOMIAL_3,
+                                   borderType=cv2.BORDER_REFLECT)
+        crop_prediction = np.clip(np.rint(smoothed), 0, 255).astype(np.uint8)
+    prediction = cv2.warpAffine(crop_prediction, matrix, (x1 - x0, y1 - y0),
+                                flags=interp | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    hole_region = hole[y0:y1, x0:x1]
+    if blend == "poisson":
+        prediction = poisson_blend(prediction, image[y0:y1, x0:x1], hole_region)
+    out[y0:y1, x0:x1][hole_region] = prediction[hole_region]
+    return out
+
+
+def region_hole(region: str, landmarks: np.ndarray, box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool hole over a named region of the face with (5, 2) photo-pixel ``landmarks``;
+    placed in the face's upright frame when its crop ``box`` is turned."""
+    if box.roll == 0:
+        return region_mask(region, landmarks, shape) > 0
+    side = max(round(box.side), 1)  # the straightened crop at about one photo pixel per pixel
+    upright = region_mask(region, box.to_crop(landmarks, side), side)
+    return cv2.warpAffine(upright, box.crop_from_source(side), (shape[1], shape[0]),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0

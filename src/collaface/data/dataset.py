@@ -6,7 +6,7 @@ One sample (a dict; batches stack each entry):
 * ``mask``      float32 (1, S, S), **1 = hole**
 * ``masked``    float32 (3, S, S), the generator input: ``image`` with the hole filled
   (uniform noise in [-1, 1] = the paper's z, or zeros for pattern masks)
-* ``parsing``   int64 (S, S) labels (``labels.LABELS``); all 0 when ``has_parsing`` is False
+* ``parsing``   int64 (S, S) labels (``contracts.LABELS``); all 0 when ``has_parsing`` is False
 * ``landmarks`` float32 (5, 2) x, y pixels at S; NaN when ``has_landmarks`` is False
 * ``heatmaps``  float32 (5, S, S) in [-1, 1]
 * ``has_parsing``, ``has_landmarks`` bool; ``identity`` str ("" unknown); ``file`` str; ``index`` int
@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from collaface.config import DataConfig
 from collaface.data import io, masks, targets, transforms
-from collaface.data.sources import FaceSource, open_sources
-from collaface.data.sources.base import DatasetLayoutError, RawSample
+from collaface.data.sources import open_sources
+from collaface.data.sources.base import DatasetLayoutError, FaceSource, RawSample
 
 log = logging.getLogger(__name__)
 

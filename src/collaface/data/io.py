@@ -69,12 +69,21 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
+def open_upright(path: str | os.PathLike) -> tuple[Image.Image, str | None]:
+    """Decode an image file and turn it upright by its EXIF orientation. -> (the image in its own
+    pixel format, the file's format, e.g. "JPEG"). Raises ImageDecodeError."""
+    image = _open(path)
+    try:
+        return ImageOps.exif_transpose(image), image.format
+    except (OSError, ValueError) as err:
+        raise ImageDecodeError(path, f"cannot apply the EXIF orientation ({err})") from None
+
+
 def load_photo(path: str | os.PathLike) -> tuple[np.ndarray, Image.Image]:
     """Decode a photo. -> (upright (H, W, 3) uint8 RGB array, the upright photo in its own pixel
     format, for :func:`merge_into_photo`). Raises ImageDecodeError."""
-    image = _open(path)
+    image, _ = open_upright(path)
     try:
-        image = ImageOps.exif_transpose(image)
         array = _to_rgb8(image)
     except (OSError, ValueError) as err:
         raise ImageDecodeError(path, f"cannot convert to RGB ({err})") from None

@@ -1,4 +1,5 @@
-"""The one parsing label space and landmark order used everywhere in collaface.
+"""Around the label space of ``collaface.contracts`` (``LABELS``, ``LANDMARK_NAMES``): label
+indices, left/right flips, the CelebAMask-HQ mapping, the paper's Table 2 parts, display colours.
 
 Side convention: **image sides**. "left" always means the left side of the image as you look at
 it (the person's right), exactly like CelebA's landmark names. Sources that name sides from the
@@ -9,20 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-LABELS: tuple[str, ...] = (
-    "background",
-    "skin",
-    "left_brow",
-    "right_brow",
-    "left_eye",
-    "right_eye",
-    "nose",
-    "upper_lip",
-    "inner_mouth",
-    "lower_lip",
-    "hair",
-)
-NUM_CLASSES = len(LABELS)
+from collaface.contracts import LABELS, LANDMARK_NAMES, NUM_CLASSES
+
 LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
 
 # Parts reported in the paper's Table 2 (in its order); "skin" is the paper's "Face".
@@ -30,9 +19,6 @@ TABLE2_PARTS: tuple[str, ...] = (
     "skin", "left_brow", "right_brow", "left_eye", "right_eye", "nose",
     "upper_lip", "inner_mouth", "lower_lip",
 )
-
-LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
-NUM_LANDMARKS = len(LANDMARK_NAMES)
 
 
 def _swap_permutation(names: tuple[str, ...]) -> np.ndarray:

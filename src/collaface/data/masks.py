@@ -361,10 +361,3 @@ def apply_mask(
         filler = (noise * 2 - 1).to(device=image.device, dtype=image.dtype)
     return torch.where(hole, filler, image)
 
-
-def composite(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``mask * prediction + (1 - mask) * target``: prediction in the hole, target elsewhere (1 = hole).
-
-    Shapes broadcast, e.g. (B, 3, H, W) images with a (B, 1, H, W) mask.
-    """
-    return mask * prediction + (1 - mask) * target

@@ -5,7 +5,7 @@ take the largest face, cut the square crop of :mod:`collaface.data.crop` (no ali
 write, under ``out``::
 
     images/<rel-stem>.png    crop, size x size RGB
-    parsing/<rel-stem>.png   label map (labels.LABELS) drawn from the mesh in crop pixels
+    parsing/<rel-stem>.png   label map (contracts.LABELS) drawn from the mesh in crop pixels
     manifest.csv             file,source,identity,split,x0,y0,side,lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy
     failures.csv             source,reason  (every photo that was not prepared, and why)
     prepare.json             settings, annotator and mediapipe version, counts, speed
@@ -44,14 +44,11 @@ import numpy as np
 from tqdm import tqdm
 
 from collaface.data import annotate, crop, io
+from collaface.data.sources.base import SPLITS
+from collaface.data.sources.prepared import LANDMARK_COLUMNS, MANIFEST_COLUMNS
 from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
 
-MANIFEST_COLUMNS = (
-    "file", "source", "identity", "split", "x0", "y0", "side",
-    "lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy",
-)
-FAILURE_COLUMNS = ("source", "reason")
-SPLITS = ("train", "val", "test")
+PREPARE_FAILURE_COLUMNS = ("source", "reason")  # OUT/failures.csv: source photo, why it is unusable
 _PARTITION_VALUES = {"train": "train", "val": "val", "test": "test", "0": "train", "1": "val", "2": "test"}
 
 
@@ -226,7 +223,8 @@ def _prepare_one(
     }
 
 
-def _is_done(record: dict | None, stamp: list[int], out: Path) -> bool:
+def _already_prepared(record: dict | None, stamp: list[int], out: Path) -> bool:
+    """Whether the photo of ``record`` was handled (prepared or failed) at its current ``stamp``."""
     if record is None or record.get("stamp") != stamp:
         return False
     if record["status"] == "failed":
@@ -282,7 +280,7 @@ def prepare_folder(
                 bar = tqdm(zip(paths, sources), total=len(paths), desc="prepare", unit="photo")
                 for path, source in bar:
                     stamp = _stamp(path)
-                    if _is_done(records.get(source), stamp, out):
+                    if _already_prepared(records.get(source), stamp, out):
                         counts["already_done" if records[source]["status"] == "done" else "failed_before"] += 1
                         continue
                     try:
@@ -340,7 +338,7 @@ def _write_tables(out: Path, records: dict[str, dict], splits: dict[str, str],
             zip(MANIFEST_COLUMNS, [record["file"], source, identities[source], splits[source], x0, y0, side, *points])
         ))
     io.write_csv_atomic(out / "manifest.csv", MANIFEST_COLUMNS, rows)
-    io.write_csv_atomic(out / "failures.csv", FAILURE_COLUMNS, failures)
+    io.write_csv_atomic(out / "failures.csv", PREPARE_FAILURE_COLUMNS, failures)
     return rows
 
 
@@ -352,7 +350,7 @@ def write_preview(out: Path, rows: list[dict], count: int, tile: int = 256) -> P
         row = rows[i]
         image = io.load_rgb(out / row["file"])
         parsing = io.load_label_map(out / "parsing" / row["file"][len("images/"):])
-        points = np.array([float(row[c]) for c in MANIFEST_COLUMNS[7:]]).reshape(5, 2)
+        points = np.array([float(row[c]) for c in LANDMARK_COLUMNS]).reshape(5, 2)
         scale = tile / image.shape[0]
         image = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         parsing = cv2.resize(parsing, (tile, tile), interpolation=cv2.INTER_NEAREST)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from collaface.data.labels import NUM_CLASSES
+from collaface.contracts import NUM_CLASSES
 
 _LOG_FLOOR = 1e-6  # keeps the log finite for predicted maps that touch -1 near the peak
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from collaface.data.labels import LABEL_COLORS, LABELS, LANDMARK_NAMES
+from collaface.contracts import LABELS, LANDMARK_NAMES
+from collaface.data.labels import LABEL_COLORS
 
 # One colour per landmark (RGB), in LANDMARK_NAMES order, unlike the label colours underneath:
 # left eye red, right eye magenta, nose green, left mouth orange, right mouth white.
@@ -21,7 +22,7 @@ assert len(LANDMARK_COLORS) == len(LANDMARK_NAMES)
 def overlay_parsing(image: np.ndarray, parsing: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend label colours over an (H, W, 3) image; background (label 0) stays untouched.
 
-    parsing: (H, W) integer labels in ``labels.LABELS``.
+    parsing: (H, W) integer labels in ``contracts.LABELS``.
     """
     if parsing.shape != image.shape[:2]:
         raise ValueError(f"parsing {parsing.shape} and image {image.shape[:2]} differ in size")

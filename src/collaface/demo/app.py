@@ -1,7 +1,7 @@
 """The web page (``collaface demo``): upload a face photo, paint the hole or pick a region, press
 Complete; see the completed photo, the face parsing and the landmarks, and download them.
 
-A Gradio app over :class:`collaface.inference.FaceCompleter`; CPU is enough. Binds to 127.0.0.1
+A Gradio app over :class:`collaface.inference.engine.FaceCompleter`; CPU is enough. Binds to 127.0.0.1
 unless told otherwise. Uploads are decoded by collaface's own reader (EXIF upright, any mode or
 bit depth); files over the size limit, photos over :data:`MAX_PIXELS` and anything that is not
 an image are refused with a message on the page. Needs the demo extra:
@@ -26,22 +26,13 @@ import numpy as np
 from collaface.data import io
 from collaface.data.annotate import AnnotatorUnavailable
 from collaface.data.masks import REGIONS
-from collaface.engine import RUNTIMES
-from collaface.inference import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_OK,
-    CompletionError,
-    FaceCompleter,
-    ModelNotFoundError,
-    NoFaceError,
-    landmarks_picture,
-    landmarks_record,
-    parsing_picture,
-    save_image,
-)
+from collaface.inference.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail
+from collaface.inference.engine import CompletionError, FaceCompleter, NoFaceError
+from collaface.inference.files import save_image
+from collaface.inference.pictures import landmarks_picture, landmarks_record, parsing_picture
+from collaface.inference.runtime import RUNTIMES
+from collaface.model_format import CheckpointError, ModelNotFoundError
 from collaface.timing import THREADS
-from collaface.training.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -250,14 +241,12 @@ def _is_loopback(host: str) -> bool:
 def run_demo(args: argparse.Namespace) -> int:
     """``collaface demo``: serve until interrupted. Exit codes: 0 ok, 1 failure, 2 bad model/usage."""
     if not 0 < args.port < 65536 or args.max_upload_mb <= 0 or args.threads < 1:
-        print("collaface demo: --port must be in 1..65535, --max-upload-mb > 0 and --threads >= 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail("demo", "--port must be in 1..65535, --max-upload-mb > 0 and --threads >= 1", EXIT_BAD_INPUT)
     try:
         session = DemoSession(FaceCompleter(args.model, device=args.device, runtime=args.runtime, threads=args.threads),
                               args.max_upload_mb)
     except (ModelNotFoundError, CheckpointError, CompletionError) as err:
-        print(f"collaface demo: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return fail("demo", err, EXIT_BAD_INPUT)
     try:
         app = build_app(session)
         if not _is_loopback(args.host):
@@ -266,11 +255,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"collaface demo: serving on http://{args.host}:{args.port} (Ctrl-C to stop)")
         launch(app, args.host, args.port, args.max_upload_mb, block=True)
     except RuntimeError as err:
-        print(f"collaface demo: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail("demo", err, EXIT_FAILED)
     except OSError as err:
-        print(f"collaface demo: cannot serve on {args.host}:{args.port}: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail("demo", f"cannot serve on {args.host}:{args.port}: {err}", EXIT_FAILED)
     finally:
         session.close()
     return EXIT_OK

@@ -1,7 +1,7 @@
 """collaGAN networks: U-Net generator with task heads, conditional PatchGAN discriminators."""
 
 from collaface.models.build import (
-    CollaGAN,
+    GanModel,
     build_generator,
     build_model,
     count_macs,
@@ -11,12 +11,10 @@ from collaface.models.build import (
     model_costs,
 )
 from collaface.models.discriminator import PatchDiscriminator, patch_grid_size
-from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator, conditioning_input
+from collaface.models.generator import UNetGenerator, conditioning_input
 
 __all__ = [
-    "TARGET_KEYS",
-    "TASK_CHANNELS",
-    "CollaGAN",
+    "GanModel",
     "PatchDiscriminator",
     "UNetGenerator",
     "build_generator",

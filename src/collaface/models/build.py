@@ -7,23 +7,23 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from collaface.blending import poisson_blend
 from collaface.config import Config
-from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
-from collaface.data.masks import composite
+from collaface.contracts import NUM_CLASSES, NUM_LANDMARKS, TARGET_KEYS, TASK_CHANNELS, composite
 from collaface.models.ce import ContextEncoder
 from collaface.models.components import CROP_SIZE, ComponentDiscriminator
 from collaface.models.dcgan import DCGANDiscriminator
 from collaface.models.discriminator import PatchDiscriminator
-from collaface.models.generator import TARGET_KEYS, TASK_CHANNELS, UNetGenerator
+from collaface.models.generator import UNetGenerator
 from collaface.models.gfc import GFCGenerator
-from collaface.models.sii import SIICompleter
+from collaface.models.sii import SIICompleter, SIISearch
 
 INIT_STD = 0.02
 # left eye, right eye, nose, mouth corners of a typical face in a 128-px crop (x, y)
 TYPICAL_LANDMARKS = torch.tensor([[44.0, 52.0], [84.0, 52.0], [64.0, 72.0], [48.0, 92.0], [80.0, 92.0]])
 
 
-class CollaGAN(nn.Module):
+class GanModel(nn.Module):
     """The generator and the networks trained beside it: for collaGAN one conditional PatchGAN
     per task that is on; for the baselines their discriminators (and GFC's parsing network).
 
@@ -71,13 +71,15 @@ def _generator(cfg: Config) -> nn.Module:
     if m.arch == "gfc":
         return GFCGenerator(size, m.ngf)
     if m.arch == "sii":
-        return SIICompleter(size, m.ngf, m.ndf, cfg.baseline)
+        b = cfg.baseline
+        search = SIISearch(b.sii_z_dim, b.sii_iterations, b.sii_lr, b.sii_prior, b.sii_window, b.sii_seed)
+        return SIICompleter(size, m.ngf, m.ndf, search, poisson_blend if b.sii_blend else None)
     return UNetGenerator(size, m.tasks, ngf=m.ngf, mask_channel=m.mask_channel, upsample=m.upsample,
                          mirror_input=m.mirror_input)
 
 
 def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
-    """The networks trained beside ``generator`` (see CollaGAN.discriminators)."""
+    """The networks trained beside ``generator`` (see GanModel.discriminators)."""
     m, size = cfg.model, cfg.data.image_size
     if m.arch == "ce":
         return {"i": DCGANDiscriminator(size, m.ndf)}
@@ -101,12 +103,12 @@ def build_generator(cfg: Config) -> nn.Module:
     return generator
 
 
-def build_model(cfg: Config) -> CollaGAN:
+def build_model(cfg: Config) -> GanModel:
     """Generator + the networks trained beside it (collaGAN: one discriminator per task in
     ``cfg.model.tasks``); weights initialised deterministically from ``cfg.train.seed``
     (generator first, then the others in order, e.g. D_i, D_s, D_d)."""
     generator = _generator(cfg)
-    model = CollaGAN(generator, _companions(cfg, generator))
+    model = GanModel(generator, _companions(cfg, generator))
     init_weights(model, _init_rng(cfg))
     return model
 
@@ -166,7 +168,7 @@ def count_macs(module: nn.Module, *inputs: torch.Tensor) -> int:
     return total // inputs[0].shape[0]
 
 
-def model_costs(model: CollaGAN, cfg: Config) -> dict[str, dict[str, int]]:
+def model_costs(model: GanModel, cfg: Config) -> dict[str, dict[str, int]]:
     """{"generator" | "D_<name>": {"params": int, "macs": int}} for the generator and every
     network beside it (D_i, D_s, D_d; baselines: D_global, D_local, D_parser), MACs per 1 image.
     SII's generator is its DCGAN G (z -> image); its D is counted once, as D_i."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from collaface.contracts import IMAGE_CHANNELS
 from collaface.models.dcgan import BASE_SIDE, _levels, downsampling
-from collaface.models.generator import IMAGE_CHANNELS
 
 
 class ChannelwiseFC(nn.Module):

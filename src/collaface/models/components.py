@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from collaface.contracts import IMAGE_CHANNELS
 from collaface.models.discriminator import Augment, conv_stack, run_stack
-from collaface.models.generator import IMAGE_CHANNELS
 
 CROP_SIZE = 32  # side of every resampled component crop
 # region -> (landmark indices whose mean is the crop centre, crop side in inter-ocular distances)

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from collaface.models.generator import IMAGE_CHANNELS
+from collaface.contracts import IMAGE_CHANNELS
 
 BASE_SIDE = 4  # spatial side where the DCGAN stacks end (discriminator) or start (generator)
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from collaface.models.generator import IMAGE_CHANNELS, conditioning_input
+from collaface.contracts import IMAGE_CHANNELS
+from collaface.models.generator import conditioning_input
 
 Augment = Callable[..., torch.Tensor]  # DiffAugment: (D input (B,C,H,W), repeats) -> same shape
 

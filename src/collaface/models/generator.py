@@ -16,14 +16,8 @@ import math
 import torch
 from torch import nn
 
-from collaface.config import UPSAMPLES
-from collaface.data.labels import NUM_CLASSES, NUM_LANDMARKS
+from collaface.contracts import IMAGE_CHANNELS, TASK_CHANNELS, UPSAMPLES
 
-# Output channels per task, stacked in this order (i, s, d) by the last layer, and the batch key
-# of each task's ground truth y_t.
-TASK_CHANNELS: dict[str, int] = {"i": 3, "s": NUM_CLASSES, "d": NUM_LANDMARKS}
-TARGET_KEYS: dict[str, str] = {"i": "image", "s": "parsing_onehot", "d": "heatmaps"}
-IMAGE_CHANNELS = 3
 MAX_WIDTH_MULT = 8  # channel widths ngf, 2ngf, 4ngf, 8ngf, 8ngf, ... as in pix2pix
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from collaface.models.generator import IMAGE_CHANNELS
+from collaface.contracts import IMAGE_CHANNELS
 
 # (convolutions, width multiplier of ngf) of the encoder stages, each followed by a 2x2 max-pool:
 # VGG-19 conv1..conv3 (2, 2, 4 convolutions) and GFC's "two more convolution layers with a

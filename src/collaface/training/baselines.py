@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from collaface.config import Config
-from collaface.data.masks import composite
+from collaface.contracts import composite
 from collaface.losses import gan_loss, masked_l1
-from collaface.models.build import CollaGAN
+from collaface.models.build import GanModel
 from collaface.models.gfc import crop_boxes, hole_boxes
 from collaface.training.distributed import DistInfo
-from collaface.training.hardware import SpeedSettings
-from collaface.training.step import gan_update
+from collaface.training.speed import SpeedSettings
+from collaface.training.update import gan_update
 
 Metrics = dict[str, torch.Tensor]
 
@@ -46,7 +46,7 @@ def _d_metrics(prefix: str, real: torch.Tensor, fake: torch.Tensor) -> Metrics:
     return {f"d/real_{prefix}": real.detach(), f"d/fake_{prefix}": fake.detach()}
 
 
-def baseline_step(model: CollaGAN, batch: dict[str, torch.Tensor], cfg: Config, opt_g, opt_d,
+def baseline_step(model: GanModel, batch: dict[str, torch.Tensor], cfg: Config, opt_g, opt_d,
                   settings: SpeedSettings, info: DistInfo, step: int | None) -> tuple[Metrics, bool]:
     """One step of ``cfg.model.arch`` at global step ``step`` (None: the final stage)."""
     arch = cfg.model.arch

@@ -1,4 +1,4 @@
-"""Device, precision and memory-format choice from what the hardware actually does well.
+"""Precision and memory-format choice from what the hardware actually does well.
 
 On CPUs the right setting differs by machine: native bf16 (AVX-512 BF16 / AMX) makes bf16
 autocast about 2x faster than fp32, while on AVX2-only CPUs it is ~20x slower; channels_last
@@ -13,39 +13,16 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 
 from collaface import config as cfgmod
 from collaface.config import Config
+from collaface.training.speed import SpeedSettings
 
 log = logging.getLogger(__name__)
 
 PROBE_STEPS = 3
-
-
-@dataclass(frozen=True)
-class SpeedSettings:
-    precision: str       # fp32 | bf16
-    channels_last: bool
-
-    def autocast(self, device: torch.device):
-        if self.precision == "bf16":
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        return nullcontext()
-
-    def __str__(self) -> str:
-        return f"{self.precision}{' channels_last' if self.channels_last else ''}"
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
-    return torch.device(f"cuda:{local_rank}" if name == "cuda" else name)
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -36,15 +36,18 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from collaface import config as cfgmod
+from collaface import model_format
 from collaface.config import Config
 from collaface.data import io
 from collaface.data.dataset import FaceDataset, build_dataset
 from collaface.data.sources.base import DatasetLayoutError
-from collaface.models.build import CollaGAN, build_model
-from collaface.training import checkpoint, distributed
+from collaface.device import resolve_device
+from collaface.models.build import GanModel, build_model
+from collaface.training import distributed
 from collaface.training.ema import WeightAverage
-from collaface.training.hardware import SpeedSettings, choose_speed_settings, cpu_description, resolve_device
+from collaface.training.hardware import choose_speed_settings, cpu_description
 from collaface.training.samples import write_sample_grid
+from collaface.training.speed import SpeedSettings
 from collaface.training.step import lr_scale, make_optimizers, prepare_batch, set_learning_rates, train_step
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ SAMPLE_MASKS = ("block", "freeform", "O1", "O6")
 FROZEN_SECTIONS = ("model", "loss", "baseline")
 
 
-def compile_model(model: CollaGAN) -> None:
+def compile_model(model: GanModel) -> None:
     """torch.compile every network's forward in place; state_dict keys stay unprefixed."""
     for module in (model.generator, *model.discriminators.values()):
         module.forward = torch.compile(module.forward)
@@ -161,7 +164,7 @@ def _truncate_stats(run_dir: Path, step: int) -> None:
     io.write_text_atomic(path, "".join(line + "\n" for line in keep))
 
 
-def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings,
+def _state(model: GanModel, opt_g, opt_d, cfg: Config, pos: Position, settings: SpeedSettings,
            ema: WeightAverage | None) -> dict:
     return {
         "config": cfgmod.to_dict(cfg),
@@ -182,7 +185,7 @@ def _state(model: CollaGAN, opt_g, opt_d, cfg: Config, pos: Position, settings: 
     }
 
 
-def _restore(state: dict, model: CollaGAN, opt_g, opt_d) -> tuple[Position, SpeedSettings]:
+def _restore(state: dict, model: GanModel, opt_g, opt_d) -> tuple[Position, SpeedSettings]:
     model.generator.load_state_dict(state["generator"])
     model.discriminators.load_state_dict(state["discriminators"])
     opt_g.load_state_dict(state["opt_g"])
@@ -219,12 +222,12 @@ class _StopRequest:
 GENERATOR_KEYS = ("arch", "tasks", "ngf", "mask_channel", "upsample", "mirror_input")
 
 
-def _load_initial_generator(cfg: Config, model: CollaGAN) -> None:
+def _load_initial_generator(cfg: Config, model: GanModel) -> None:
     """A new run with ``train.init_from``: the generator starts from that model's released weights
     (the discriminators from scratch), e.g. the adversarial phase fine-tuned from a
     reconstruction-only generator."""
     source = Path(cfg.train.init_from)
-    init_cfg, generator = checkpoint.load_generator(source)
+    init_cfg, generator = model_format.load_generator(source)
     diffs = [f"model.{key}: {getattr(init_cfg.model, key)!r} there, {getattr(cfg.model, key)!r} here"
              for key in GENERATOR_KEYS if getattr(init_cfg.model, key) != getattr(cfg.model, key)]
     if init_cfg.data.image_size != cfg.data.image_size:
@@ -269,8 +272,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
         total_steps = min(total_steps, cfg.train.max_steps)
 
     ckpt_dir = run_dir / "checkpoints"
-    latest = checkpoint.load_latest(ckpt_dir, map_location=device)
-    if latest is None and checkpoint.list_checkpoints(ckpt_dir):
+    latest = model_format.load_latest(ckpt_dir, map_location=device)
+    if latest is None and model_format.list_checkpoints(ckpt_dir):
         raise TrainingError(f"no checkpoint in {ckpt_dir} can be loaded (all truncated or foreign); "
                             "move them away to start afresh")
     if latest is None and cfg.train.init_from:
@@ -307,7 +310,7 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
 
     def save() -> None:
         if info.is_main:
-            checkpoint.save_checkpoint(_state(model, opt_g, opt_d, cfg, pos, settings, ema), ckpt_dir, pos.step,
+            model_format.save_checkpoint(_state(model, opt_g, opt_d, cfg, pos, settings, ema), ckpt_dir, pos.step,
                                        cfg.train.keep_checkpoints)
 
     def samples() -> None:

@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from collaface.contracts import composite
 from collaface.data import io
-from collaface.data.masks import composite
 from collaface.data.targets import heatmaps_to_landmarks, heatmaps_visible, onehot_to_parsing
 from collaface.data.transforms import to_uint8_image
 from collaface.data.visualize import contact_sheet, draw_landmarks, legend, overlay_parsing
-from collaface.models.build import CollaGAN
+from collaface.models.build import GanModel
 
 COLUMNS = ("masked input", "generator output", "pasted result", "parsing", "landmarks", "original")
 
 
 @torch.no_grad()
-def sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor]) -> np.ndarray:
+def sample_grid(model: GanModel, batch: dict[str, torch.Tensor]) -> np.ndarray:
     """One row per face: masked input | G output | pasted result | parsing overlay on the result
     | predicted landmarks on the result (only points whose heatmap peaks) | original. Columns of
     tasks that are off show the original instead. The generator runs in eval mode (as at
@@ -56,6 +56,6 @@ def sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor]) -> np.ndarray:
     return np.concatenate([sheet, legend(sheet.shape[1])], axis=0)
 
 
-def write_sample_grid(model: CollaGAN, batch: dict[str, torch.Tensor], path: Path) -> Path:
+def write_sample_grid(model: GanModel, batch: dict[str, torch.Tensor], path: Path) -> Path:
     io.save_rgb(path, sample_grid(model, batch))
     return path

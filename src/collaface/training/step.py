@@ -1,26 +1,24 @@
 """One training step as explicit phases: generator forward, D phase, G phase (collaGAN here,
-the baselines in ``training.baselines`` through the same :func:`gan_update`)."""
+the baselines in ``training.baselines``; both through :func:`collaface.training.update.gan_update`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from torch import nn
 
 from collaface import losses
 from collaface.config import Config
 from collaface.data.targets import parsing_to_onehot
-from collaface.models.build import CollaGAN
+from collaface.models.build import GanModel
 from collaface.models.diffaugment import diff_augment
-from collaface.training import distributed
+from collaface.training.baselines import baseline_step
 from collaface.training.distributed import DistInfo
-from collaface.training.hardware import SpeedSettings
+from collaface.training.speed import SpeedSettings
+from collaface.training.update import gan_update
 
 MODEL_INPUT_KEYS = ("image", "mask", "masked", "parsing", "heatmaps", "landmarks")
 
 
-def make_optimizers(model: CollaGAN, cfg: Config) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+def make_optimizers(model: GanModel, cfg: Config) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam for G and one Adam over all networks trained beside it (lr, betas from cfg.train;
     CE's D at ``baseline.ce_d_lr_ratio`` x lr). Parameters the generator shares with them (SII's
     D, used by its z search) belong to the second optimiser only."""
@@ -69,13 +67,8 @@ def prepare_batch(batch: dict, cfg: Config, device: torch.device, channels_last:
     return out
 
 
-def _set_requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 def train_step(
-    model: CollaGAN,
+    model: GanModel,
     batch: dict[str, torch.Tensor],
     cfg: Config,
     opt_g: torch.optim.Optimizer,
@@ -94,8 +87,6 @@ def train_step(
     any rank skips the whole step; a non-finite G loss skips the G update (D was updated).
     """
     if cfg.model.arch != "collagan":
-        from collaface.training.baselines import baseline_step
-
         return baseline_step(model, batch, cfg, opt_g, opt_d, settings, info, step)
     adversarial = step is None or step >= cfg.train.warmup_steps
     d_phase = adversarial and (step is None or (step - cfg.train.warmup_steps) % cfg.train.d_every == 0)
@@ -112,38 +103,3 @@ def train_step(
         return losses.generator_loss(outputs, batch, model.discriminators, cfg, adversarial, augment)
 
     return gan_update(model, opt_g, opt_d, settings, info, d_loss if d_phase else None, g_loss)
-
-
-def gan_update(model: CollaGAN, opt_g, opt_d, settings: SpeedSettings, info: DistInfo,
-               d_loss: Callable[[], tuple[torch.Tensor, dict]] | None,
-               g_loss: Callable[[], tuple[torch.Tensor, dict]]) -> tuple[dict[str, torch.Tensor], bool]:
-    """The two phases of every method: ``d_loss()`` (None: no D phase) backpropagated into the
-    networks beside G, then ``g_loss()`` into G with those networks frozen. Both closures build
-    their loss from the generator outputs (detaching them where D trains). -> (metrics, applied)."""
-    device = next(model.generator.parameters()).device
-    autocast = settings.autocast(device)
-    d_metrics = {}
-    if d_loss is not None:
-        _set_requires_grad(model.discriminators, True)
-        opt_d.zero_grad(set_to_none=True)
-        with autocast:
-            d_total, d_metrics = d_loss()
-        if not distributed.all_true(bool(torch.isfinite(d_total)), info, device):
-            return d_metrics, False  # skip the whole step: nothing is updated
-        if d_total.requires_grad:
-            d_total.backward()
-            distributed.average_gradients(model.discriminators, info)
-            opt_d.step()
-
-    _set_requires_grad(model.discriminators, False)
-    opt_g.zero_grad(set_to_none=True)
-    with autocast:
-        g_total, g_metrics = g_loss()
-    g_ok = distributed.all_true(bool(torch.isfinite(g_total)), info, device)
-    if g_ok:
-        g_total.backward()
-        distributed.average_gradients(model.generator, info)
-        opt_g.step()
-    _set_requires_grad(model.discriminators, True)
-    distributed.average_buffers(model, info)
-    return {**d_metrics, **g_metrics}, g_ok

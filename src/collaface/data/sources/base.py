@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +18,7 @@ PARTITION_CODES = {"0": "train", "1": "val", "2": "test"}
 class RawSample:
     """One face as a square crop.
 
-    image: (H, W, 3) uint8 RGB; parsing: (H, W) uint8 labels (labels.LABELS) or None;
+    image: (H, W, 3) uint8 RGB; parsing: (H, W) uint8 labels (contracts.LABELS) or None;
     landmarks: (5, 2) float32 x, y in this crop's pixels (our image-side order) or None;
     identity: str or None (CelebA's integer ids as text); file: the source file, relative to the dataset root.
     """
@@ -93,44 +92,3 @@ class ConcatSource:
         sample = self.sources[member].load(index - start)
         sample.file = self.files[index]
         return sample
-
-
-def open_sources(kind: str, roots: str, split: str | None = None, **options) -> FaceSource:
-    """``roots`` = one folder or several joined by ``os.pathsep`` (":" on Linux); folders with no
-    face in ``split`` are left out, and it is an error only when none has any."""
-    folders = [r for r in roots.split(os.pathsep) if r]
-    if len(folders) == 1:
-        return open_source(kind, folders[0], split, **options)
-    opened, empty = [], []
-    for folder in folders:
-        try:
-            opened.append(open_source(kind, folder, split, **options))
-        except DatasetLayoutError as err:
-            if not Path(folder).is_dir():
-                raise
-            empty.append(str(err))
-    if not opened:
-        raise DatasetLayoutError("; ".join(empty))
-    return ConcatSource(opened)
-
-
-def open_source(kind: str, root: str | Path, split: str | None = None, **options) -> FaceSource:
-    """Open a dataset of layout ``kind`` (prepared | celeba | celebamask_hq) at ``root``."""
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetLayoutError(f"dataset folder not found: {root}")
-    if kind == "prepared":
-        from collaface.data.sources.prepared import PreparedSource
-
-        return PreparedSource(root, split, **options)
-    if kind == "celeba":
-        from collaface.data.sources.celeba import CelebASource
-
-        return CelebASource(root, split, **options)
-    if kind == "celebamask_hq":
-        from collaface.data.sources.celebamask_hq import CelebAMaskHQSource
-
-        return CelebAMaskHQSource(root, split, **options)
-    raise ValueError(f"unknown dataset kind {kind!r}: prepared, celeba or celebamask_hq")

@@ -1,4 +1,6 @@
-"""Checkpoints: atomic, resumable, plain tensors/dicts only; release export as safetensors + JSON.
+"""The files a trained model lives in, below training, inference and evaluation: resumable
+checkpoints and exported model folders, their reading, writing and errors. Importable without
+torch (the onnx runtime reads exported folders with numpy); torch is imported where tensors are.
 
 A resumable checkpoint (``RUN/checkpoints/ckpt-<step:08d>.pt``) is ``torch.save`` of a dict of
 plain types and tensors — model and optimiser state dicts, RNG states, step, epoch, data position
@@ -7,7 +9,13 @@ Nothing is pickled as code. A truncated or foreign file raises :class:`Checkpoin
 it; :func:`load_latest` then falls back to the newest older checkpoint that loads.
 
 A released model (``collaface export``) is a folder with ``generator.safetensors`` and
-``config.json``: enough to rebuild the generator without the training code's optimiser state.
+``config.json``: enough to rebuild the generator without the training code's optimiser state;
+``generator.onnx`` beside them is the generator's graph, whose weights (named
+``WEIGHT_PREFIX`` + state-dict key) the onnx runtime reads from the safetensors file
+(``collaface.onnx_export`` writes it). The shipped default model is such a folder,
+``collaface/weights/`` (:func:`default_model_dir`); :func:`load_generator` builds the generator
+of any of these (the one place that imports ``models``, inside the function).
+
 When a run keeps a moving average of the generator (``train.ema``), its checkpoints hold it as
 ``generator_ema`` beside the raw ``generator``, and everything that releases or evaluates a
 generator takes the average (:func:`released_weights`).
@@ -22,6 +30,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from collaface import config as cfgmod
 
 if TYPE_CHECKING:  # torch is imported where it is used: the photo path reads CheckpointError without it
@@ -34,10 +44,32 @@ VERSION = 1
 CKPT_PATTERN = re.compile(r"^ckpt-(\d{8})\.pt$")
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
+ONNX_FILE = "generator.onnx"
+WEIGHT_PREFIX = "generator."  # name of a weight in the ONNX graph: WEIGHT_PREFIX + its state-dict key
+ONNX_INPUTS = ("masked", "mask")
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint or exported model cannot be used; the message names the file and why."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model was given and the shipped weights are not installed."""
+
+
+def default_model_dir() -> Path:
+    """The shipped weights (``collaface/weights/``: generator.safetensors + config.json).
+
+    Raises ModelNotFoundError naming the expected files when they are not installed.
+    """
+    missing = [name for name in (WEIGHTS_FILE, CONFIG_FILE) if not (DEFAULT_MODEL_DIR / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"no --model given and the default weights are not installed: expected "
+            f"{', '.join(str(DEFAULT_MODEL_DIR / name) for name in missing)}; pass --model with an "
+            "exported model folder (collaface export), a training run folder or a ckpt-*.pt file")
+    return DEFAULT_MODEL_DIR
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -224,6 +256,18 @@ def load_exported(model_dir: Path) -> tuple[cfgmod.Config, dict[str, torch.Tenso
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{weights}: unreadable weights file ({err})") from None
     return cfg, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def float32_weights(path: Path) -> dict[str, np.ndarray]:
+    """The floating-point tensors of a safetensors file as float32 numpy arrays, by name (no torch)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable weights file ({err})") from None
+    return {key: np.ascontiguousarray(value, np.float32) for key, value in tensors.items() if value.dtype.kind == "f"}
 
 
 def load_exported_state(model_dir: Path) -> dict[str, Any]:

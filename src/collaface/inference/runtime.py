@@ -4,8 +4,8 @@ An :class:`Engine` maps the generator's inputs — ``masked`` (B, C, S, S) float
 [-1, 1] with the hole filled, ``mask`` (B, 1, S, S) float32, 1 = hole — to
 ``{task: (B, C_t, S, S) float32}`` in (-1, 1). The numpy helpers below build those inputs
 from a photo crop and decode the outputs (image, parsing labels, landmarks), so that the photo
-path (``collaface.inference``) never touches a tensor library itself and torch is imported only
-by the torch engine.
+path (``collaface.inference.engine``) never touches a tensor library itself and torch is imported
+only by the torch engine.
 
 Runtimes: ``torch`` (any model: exported folder, run folder, checkpoint; CPU or CUDA) and
 ``onnx`` (onnxruntime on the CPU, an exported folder with ``generator.onnx``: its graph, whose
@@ -25,11 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from collaface.config import Config
+from collaface.device import resolve_device
+from collaface.model_format import (
+    ONNX_FILE,
+    ONNX_INPUTS,
+    WEIGHT_PREFIX,
+    WEIGHTS_FILE,
+    CheckpointError,
+    float32_weights,
+    load_generator,
+    read_exported_config,
+)
 
 RUNTIMES = ("auto", "torch", "onnx")
-ONNX_FILE = "generator.onnx"
-WEIGHT_PREFIX = "generator."  # name of a weight in the ONNX graph: WEIGHT_PREFIX + its state-dict key
-ONNX_INPUTS = ("masked", "mask")
 
 
 class Engine(ABC):
@@ -62,11 +70,9 @@ class TorchEngine(Engine):
     def __init__(self, model: Path, device: str = "auto", threads: int | None = None):
         import torch
 
-        from collaface.training.checkpoint import load_generator
-
         self._torch = torch
         self.threads = threads
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.source = Path(model)
         self.cfg, self.generator = load_generator(self.source, map_location=self.device)
 
@@ -94,8 +100,6 @@ class OnnxEngine(Engine):
 
     def __init__(self, model: Path, threads: int | None = None):
         ort = _import_onnxruntime()
-        from collaface.training.checkpoint import WEIGHTS_FILE, CheckpointError, read_exported_config
-
         self.source = Path(model)
         graph = self.source / ONNX_FILE
         if not graph.is_file():
@@ -109,7 +113,7 @@ class OnnxEngine(Engine):
             options.inter_op_num_threads = 1
         weights = self.source / WEIGHTS_FILE
         if weights.is_file():
-            arrays = _float32_weights(weights)
+            arrays = float32_weights(weights)
             self._weights = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]  # alive with the session
             options.add_external_initializers([WEIGHT_PREFIX + key for key in arrays], self._weights)
         try:
@@ -133,20 +137,6 @@ class OnnxEngine(Engine):
         return dict(zip(self._outputs, values))
 
 
-def _float32_weights(path: Path) -> dict[str, np.ndarray]:
-    """The floating-point tensors of a safetensors file as float32 numpy arrays, by name."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    from collaface.training.checkpoint import CheckpointError
-
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path}: unreadable weights file ({err})") from None
-    return {key: np.ascontiguousarray(value, np.float32) for key, value in tensors.items() if value.dtype.kind == "f"}
-
-
 def _import_onnxruntime():
     try:
         import onnxruntime
@@ -158,17 +148,6 @@ def _import_onnxruntime():
 
 class EngineError(ValueError):
     """A runtime or device that cannot be used here; the message says why and what to do."""
-
-
-def pick_device(name: str):
-    """torch.device for "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise EngineError(f"device {name!r} asked for, but CUDA is not available here; use cpu")
-    return torch.device(name)
 
 
 def torch_installed() -> bool:

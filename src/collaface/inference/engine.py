@@ -1,0 +1,307 @@
+"""The completion engine: :class:`FaceCompleter` completes the hole of one photo in memory
+(detect, crop, generate, paste back; see the package docstring); errors of bad input."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from collaface.data.annotate import FaceAnnotator
+from collaface.data.crop import (
+    BLEND_MODES,
+    CropBox,
+    box_mask,
+    crop_box_from_landmarks,
+    crop_resize,
+    paste_back,
+    region_hole,
+    straightened,
+    whole_image_box,
+)
+from collaface.device import DeviceError
+from collaface.inference.runtime import (
+    EngineError,
+    generator_input,
+    heatmap_peaks,
+    load_engine,
+    parsing_labels,
+    to_uint8_image,
+)
+from collaface.model_format import default_model_dir
+
+MASK_RULE = ("white or any non-black grey marks the hole, black the known pixels; in a mask with transparency, "
+             "every painted (non-transparent) pixel is hole")
+INVERT_HINT = "If black marks the hole in your mask, pass --invert-mask."
+INVERTED_SHARE = 0.5          # a refused mask covering more of the photo (or of the surroundings) may be inverted
+MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
+STRAIGHTEN_BEYOND = 10.0      # face roll (degrees) beyond which the crop turns upright: the training rotation range
+WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
+
+
+class CompletionError(ValueError):
+    """Bad input for completion (mask, region, face index, model); the message says what and why."""
+
+
+class NoFaceError(CompletionError):
+    """No face was found where one is needed."""
+
+
+def check_hole(hole: np.ndarray, source: str, gray: np.ndarray | None = None) -> None:
+    """CompletionError for a hole with no pixel or with every pixel (both mean a wrong mask)."""
+    values = f" (gray values {gray.min():.0f}..{gray.max():.0f})" if gray is not None else ""
+    if not hole.any():
+        raise CompletionError(
+            f"{source}: the mask is empty, no pixel is a hole{values}; {MASK_RULE}")
+    if hole.all():
+        raise CompletionError(
+            f"{source}: every pixel is a hole{values}, nothing is left to complete from; {MASK_RULE}. "
+            f"{INVERT_HINT}")
+
+
+@dataclass
+class FaceResult:
+    """One completed face. box: its square crop in photo pixels. parsing: (S, S) uint8 labels
+    (``contracts.LABELS``) in crop pixels, None without the parsing task. landmarks: (5, 2) predicted
+    points in photo pixels, None without the detection task. detected: (5, 2) detector landmarks
+    in photo pixels, None with ``no_detect``."""
+
+    box: CropBox
+    parsing: np.ndarray | None
+    landmarks: np.ndarray | None
+    detected: np.ndarray | None
+
+
+@dataclass
+class Completion:
+    """image: (H, W, 3) uint8 completed photo; hole: (H, W) bool; faces: the completed faces,
+    largest first; timings: seconds spent in detect, model and blend (crop, paste, Poisson)."""
+
+    image: np.ndarray
+    hole: np.ndarray
+    faces: list[FaceResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Face:
+    box: CropBox
+    detected: np.ndarray | None
+    inside: np.ndarray  # (H, W) bool: box_mask(box, photo shape), computed once per face
+
+
+class FaceCompleter:
+    """A loaded generator plus face detectors; call :meth:`complete` per photo. Close when done.
+
+    model: exported model folder, run folder or ckpt-*.pt (None = the shipped weights, see
+    :func:`default_model_dir`). device: auto, cpu, cuda or cuda:N. blend: poisson or none.
+    seed: seed of the noise that fills the hole (same seed, same result). straighten: turn the
+    crops of faces tilted beyond ``STRAIGHTEN_BEYOND`` degrees upright (False: the paper's crop).
+    runtime: the generator's runtime (``runtime.RUNTIMES``); threads: its CPU threads
+    (None: the runtime's default). on_step: called with a
+    few words on each step under way (loading the detector, finding faces, completing...).
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
+                 blend: str = "poisson", seed: int = 0, straighten: bool = True, runtime: str = "auto",
+                 threads: int | None = None, on_step: Callable[[str], None] = lambda step: None):
+        if blend not in BLEND_MODES:
+            raise CompletionError(f"blend must be one of {', '.join(BLEND_MODES)}, got {blend!r}")
+        self.model_path = Path(model) if model is not None else default_model_dir()
+        try:
+            self.engine = load_engine(self.model_path, runtime, device, threads)
+        except (EngineError, DeviceError) as err:
+            raise CompletionError(str(err)) from None
+        self.cfg = self.engine.cfg
+        self.tasks = list(self.cfg.model.tasks)
+        if "i" not in self.tasks:
+            raise CompletionError(
+                f"{self.model_path}: this model does not complete images (its tasks: {', '.join(self.tasks)})")
+        self.size = self.cfg.data.image_size
+        self.blend = blend
+        self.seed = seed
+        self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else math.inf
+        self.on_step = on_step
+        self._detectors: dict[bool, FaceAnnotator] = {}
+
+    def close(self) -> None:
+        for detector in self._detectors.values():
+            detector.close()
+        self._detectors.clear()
+
+    def __enter__(self) -> FaceCompleter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def detector(self, thorough: bool) -> FaceAnnotator:
+        """The mediapipe FaceAnnotator: whole photo only, or also tiled for small faces (thorough).
+
+        Raises AnnotatorUnavailable (with the install command) without the annotation extra.
+        """
+        if thorough not in self._detectors:
+            self.on_step("loading the face detector")
+            self._detectors[thorough] = FaceAnnotator() if thorough else FaceAnnotator(min_tile=WHOLE_PHOTO_TILE)
+        return self._detectors[thorough]
+
+    def find_faces(self, image: np.ndarray, thorough: bool = False) -> list[_Face]:
+        """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first; a face tilted
+        more than ``STRAIGHTEN_BEYOND`` degrees gets a box turned upright (unless straighten is off)."""
+        faces = []
+        for found in self.detector(thorough).annotate(image):
+            box = straightened(crop_box_from_landmarks(found.landmarks), found.landmarks, self.straighten_beyond)
+            faces.append(_Face(box, found.landmarks, box_mask(box, image.shape[:2])))
+        return faces
+
+    # ------------------------------------------------------------------ one photo
+
+    def complete(self, image: np.ndarray, hole: np.ndarray | None = None, region: str | None = None,
+                 face: int | None = None, no_detect: bool = False) -> Completion:
+        """Complete the hole of an (H, W, 3) uint8 RGB photo. Give exactly one of ``hole``
+        ((H, W) bool, True = hole) or ``region`` (a name in ``masks.REGIONS``, placed from each
+        face's landmarks). face: only this face (0 = largest) and the parts of the hole that touch
+        its crop; default every face whose crop intersects the hole. Raises CompletionError (bad
+        input) or NoFaceError."""
+        if (hole is None) == (region is None):
+            raise CompletionError("give exactly one of a hole mask or a region")
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise CompletionError(f"need an (H, W, 3) uint8 RGB photo, got {image.dtype} {image.shape}")
+        shape = image.shape[:2]
+        if hole is not None and hole.shape != shape:
+            raise CompletionError(f"hole is {hole.shape[1]}x{hole.shape[0]}, photo is {shape[1]}x{shape[0]}")
+        timings = {"detect": 0.0, "model": 0.0, "blend": 0.0}
+        noise = np.random.default_rng(self.seed)
+
+        start = time.perf_counter()
+        self.on_step("finding faces")
+        faces = self._faces(image, hole, face, no_detect)
+        timings["detect"] = time.perf_counter() - start
+        if region is not None:
+            hole = np.zeros(shape, bool)
+            for f in faces:
+                landmarks = f.detected if f.detected is not None else self._predict_landmarks(image, f.box, noise)
+                hole |= region_hole(region, landmarks, f.box, shape)
+            if not hole.any():
+                raise CompletionError(f"region {region!r} lies outside the photo")
+        check_hole(hole, "hole")
+        if face is not None:
+            hole = _parts_touching(hole, faces[0].inside)
+            if not hole.any():
+                raise CompletionError(f"the hole does not touch face {face}'s crop")
+        selected = faces if face is not None else [f for f in faces if (hole & f.inside).any()]
+        self._check_hole_fits(hole, selected, faces, no_detect)
+
+        result, remaining, results = image, hole.copy(), []
+        for number, f in enumerate(selected, 1):
+            self.on_step(f"completing face {number} of {len(selected)}")
+            start = time.perf_counter()
+            face_hole = remaining & f.inside
+            crop = crop_resize(result, f.box, self.size)
+            crop_hole = crop_resize(face_hole.astype(np.float32), f.box, self.size) > 1e-3
+            timings["blend"] += time.perf_counter() - start
+            start = time.perf_counter()
+            outputs = self._generate(crop, crop_hole, noise)
+            timings["model"] += time.perf_counter() - start
+            start = time.perf_counter()
+            prediction = to_uint8_image(outputs["i"][0])
+            result = paste_back(result, face_hole, prediction, f.box, self.blend)
+            remaining &= ~face_hole
+            timings["blend"] += time.perf_counter() - start
+            results.append(FaceResult(
+                box=f.box,
+                parsing=parsing_labels(outputs["s"][0]) if "s" in outputs else None,
+                landmarks=f.box.to_source(heatmap_peaks(outputs["d"][0]), self.size) if "d" in outputs else None,
+                detected=f.detected,
+            ))
+        return Completion(image=result, hole=hole, faces=results, timings=timings)
+
+    def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
+        """The candidate faces: whole photo, or detected (escalating to the tiled search)."""
+        if no_detect:
+            box = whole_image_box(*image.shape[:2])
+            faces = [_Face(box, None, box_mask(box, image.shape[:2]))]
+        else:
+            # A face index must number every face, so it takes the thorough search at once.
+            faces = self.find_faces(image, thorough=face is not None)
+            if face is None and (not faces or (hole is not None and _outside_faces(hole, faces).any())):
+                faces = self.find_faces(image, thorough=True)
+            if not faces:
+                raise NoFaceError(
+                    "no face found in the photo; if it is a face crop already (like `collaface "
+                    "prepare` makes), use --no-detect to treat the whole photo as the face")
+        if face is None:
+            return faces
+        if not 0 <= face < len(faces):
+            raise CompletionError(
+                f"face {face} asked for, but the photo has {len(faces)} face(s), numbered 0..{len(faces) - 1} "
+                "from the largest")
+        return [faces[face]]
+
+    def _check_hole_fits(self, hole: np.ndarray, selected: list[_Face], faces: list[_Face], no_detect: bool) -> None:
+        """Refuse holes that reach outside the chosen faces' crops or cover most of a crop; when
+        the mask covers most of the photo or of the faces' surroundings, say it may be inverted."""
+        problem = self._fit_problem(hole, selected, len(faces), no_detect)
+        if problem is None:
+            return
+        surroundings = ~np.logical_or.reduce([f.inside for f in faces]) if faces else np.ones_like(hole)
+        covered = [(share, where) for share, where in ((hole.mean(), "the photo"),
+                                                      (hole[surroundings].mean() if surroundings.any() else 0.0,
+                                                       "the face's surroundings"))
+                   if share > INVERTED_SHARE]
+        if covered:
+            share, where = covered[0]
+            problem += f". The mask covers {share:.0%} of {where}: it may be inverted. {INVERT_HINT}"
+        raise CompletionError(problem)
+
+    def _fit_problem(self, hole: np.ndarray, selected: list[_Face], found: int, no_detect: bool) -> str | None:
+        """Why ``hole`` cannot be completed with the ``selected`` faces, or None."""
+        outside = int(_outside_faces(hole, selected).sum())
+        if outside:
+            where = "the chosen face's crop" if selected else f"every face's crop ({found} face(s) found)"
+            return (f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it) outside {where}: "
+                    "the model completes holes inside the square crop around a face (about 3x the eyes-to-mouth "
+                    "size); make the hole smaller or closer to the face"
+                    + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
+        for f in selected:
+            fraction = float((crop_resize(hole.astype(np.float32), f.box, self.size) > 0.5).mean())
+            if fraction > MAX_HOLE_FRACTION:
+                return (f"the hole covers {fraction:.0%} of a face's crop (at most {MAX_HOLE_FRACTION:.0%}): "
+                        "too little of the face is left to complete it from; make the hole smaller")
+        return None
+
+    def _generate(self, crop: np.ndarray, crop_hole: np.ndarray, noise: np.random.Generator) -> dict[str, np.ndarray]:
+        """Generator outputs {task: (1, C, S, S)} for an (S, S, 3) uint8 crop and (S, S) bool hole,
+        the hole filled with uniform noise from ``noise``."""
+        return self.engine(*generator_input(crop, crop_hole, noise))
+
+    def _predict_landmarks(self, image: np.ndarray, box: CropBox, noise: np.random.Generator) -> np.ndarray:
+        """(5, 2) photo-pixel landmarks that the model predicts for the unmasked crop (no_detect)."""
+        if "d" not in self.tasks:
+            raise CompletionError(
+                f"--region with --no-detect places the region from the model's landmarks, but "
+                f"{self.model_path} predicts none (its tasks: {', '.join(self.tasks)}); give a --mask")
+        crop = crop_resize(image, box, self.size)
+        heatmaps = self._generate(crop, np.zeros((self.size, self.size), bool), noise)["d"][0]
+        return box.to_source(heatmap_peaks(heatmaps), self.size)
+
+
+def _parts_touching(hole: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The connected parts (8-neighbour) of ``hole`` that have a pixel in the (H, W) bool ``inside``."""
+    _, parts = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    touching = parts[inside]
+    return np.isin(parts, np.unique(touching[touching > 0]))
+
+
+def _outside_faces(hole: np.ndarray, faces: list[_Face]) -> np.ndarray:
+    """(H, W) bool: the hole pixels that lie in no face's crop box."""
+    outside = hole.copy()
+    for f in faces:
+        outside[f.inside] = False
+    return outside

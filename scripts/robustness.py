@@ -86,7 +86,7 @@ def reason_kind(reason: str) -> str:
 
 def run_failures(args: argparse.Namespace) -> dict:
     faces = test_faces(args.prepared, args.photos, args.faces)
-    framings = {"as is": lambda image, points: (image, points)}
+    framings = {} if args.skip_as_is else {"as is": lambda image, points: (image, points)}
     for scale in args.tight:
         framings[f"tight ({scale}x)"] = lambda image, points, scale=scale: reframed(image, points, scale)
     report = {"faces": len(faces), "framings": {}}
@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=150, help="number of test faces")
     parser.add_argument("--tight", type=float, nargs="*", default=TIGHT_SCALES,
                         help="failures: the tight reframings, face size / the crop rule's")
+    parser.add_argument("--skip-as-is", action="store_true", help="failures: only the tight reframings")
     parser.add_argument("--modes", nargs="+", choices=("detect", "no-detect"), default=["detect", "no-detect"],
                         help="framing: complete with face detection, with --no-detect, or both")
     parser.add_argument("--model", help="model folder (default: the shipped weights)")

@@ -321,6 +321,33 @@ def test_a_hole_mostly_beyond_every_crop_is_refused_with_the_reason(completer, d
         completer.complete(photo, hole=hole)
 
 
+class StandInDetector:
+    """Finds one face (fixed landmarks of a 100 x 100 photo) only on copies padded by
+    ``face_search.padded``, as mediapipe finds some faces that fill the frame; or never."""
+
+    LANDMARKS = np.array([[35, 40], [65, 40], [50, 55], [38, 70], [62, 70]], np.float32)
+
+    def __init__(self, finds: bool):
+        self.finds = finds
+
+    def annotate(self, image: np.ndarray) -> list[FaceAnnotation]:
+        if not self.finds or image.shape[0] == 100:
+            return []
+        points = self.LANDMARKS + 50  # the padding of a 100-pixel photo
+        return [FaceAnnotation(landmarks=points, mesh=np.repeat(points[:1], 478, 0),
+                               box=(75.0, 80.0, 125.0, 130.0), score=0.75)]
+
+
+def test_a_face_found_by_the_retries_is_kept_when_the_tiled_search_finds_none(completer, monkeypatch):
+    monkeypatch.setattr(completer, "detector", lambda thorough: StandInDetector(finds=not thorough))
+    photo = np.full((100, 100, 3), 150, np.uint8)
+    hole = np.zeros((100, 100), bool)
+    hole[45:60, 85:99] = True  # beyond the rule's crop (x 5-95): the tiled search runs too
+    (face,) = completes_only_the_hole(completer, photo, hole).faces
+    np.testing.assert_allclose(face.detected, StandInDetector.LANDMARKS, atol=1e-4)
+    assert box_mask(face.box, hole.shape)[hole].all()
+
+
 # --------------------------------------------------------------------------- --no-detect at any framing
 
 

@@ -440,7 +440,7 @@ class FaceCompleter:
             # A face index must number every face, so it takes the thorough search at once.
             faces = self.find_faces(image, thorough=face is not None, hole=hole)
             if face is None and (not faces or (hole is not None and _outside_faces(hole, faces).any())):
-                faces = self.find_faces(image, thorough=True, hole=hole)
+                faces = self.find_faces(image, thorough=True, hole=hole) or faces  # keeps what the retries found
             if not faces:
                 raise NoFaceError(
                     "no face found in the photo; if it is a face crop already (like `collaface "

@@ -175,7 +175,7 @@ def build_app(session: DemoSession):
                     region = gr.Dropdown([PAINTED, *REGIONS], value=PAINTED, label="Hole", scale=2, min_width=150,
                                          elem_id="region")
                     button = gr.Button("Complete", variant="primary", scale=1, min_width=110, elem_id="complete")
-                no_detect = gr.Checkbox(label="The photo is a face crop already (skip face detection)",
+                no_detect = gr.Checkbox(label="The photo is a face crop already (no face needs to be found)",
                                         elem_id="no-detect")
                 status = gr.Markdown("Upload a face photo to start.", elem_id="status")
                 editor = gr.ImageEditor(

@@ -7,11 +7,17 @@ Shared by ``collaface complete`` (one photo or a folder) and the web demo. Modul
 one photo from file to file), ``batch`` (a folder) and ``cli`` (``collaface complete``, its exit
 codes). The crop geometry lives beside ``CropBox`` in ``collaface.data.crop``. For one photo:
 
-1. **Detect** the faces (mediapipe, the annotation extra): first on the whole photo only (fast);
-   the tiled search for small faces runs when that finds no face or the hole is not inside the
-   faces found. ``no_detect`` treats the whole photo as one face crop (for prepared crops).
+1. **Detect** the faces (mediapipe, the annotation extra) with the hole pre-filled, retrying on
+   padded and turned copies (:mod:`collaface.data.face_search`): first on the whole photo only
+   (fast); the tiled search for small faces runs when that finds no face or the hole is not
+   inside the faces found. ``no_detect`` treats the photo as one face crop (for prepared
+   crops): the crop of the face found in it, if any and the hole fits, so that the model sees
+   the face at its trained scale; else the whole photo.
 2. **Crop** each face whose square crop (the rule of ``data/crop.py``, as ``prepare`` and
-   training, unaligned) intersects the hole, resized to the model's side S. A face tilted more
+   training, unaligned) intersects the hole, grown and shifted within the model's trained
+   framing to hold the hole (:mod:`collaface.data.crop_fit`; a part of the hole beyond that, up
+   to ``MAX_OUTSIDE_SHARE``, gets a classical fill after the faces), resized to the model's
+   side S. A face tilted more
    than ``STRAIGHTEN_BEYOND`` degrees (the training augmentation's rotation range; a tilted head, a
    sideways photo) gets the same square turned upright, and named regions are placed in that
    upright frame.

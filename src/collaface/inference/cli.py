@@ -86,7 +86,8 @@ def add_complete_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--face", type=int, metavar="N",
                    help="complete only face N (0 = largest); default: every face the hole touches")
     p.add_argument("--no-detect", action="store_true",
-                   help="no face detection: the whole photo is one face crop (for prepared crops)")
+                   help="the photo is one face crop (for prepared crops; never exit 3): when a face is found in "
+                        "it, it is reframed to the model's trained scale, else the whole photo is the crop")
     p.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the photo's size")
     p.add_argument("--parsing", metavar="OUT.png",
                    help="also write the completed face's parsing, colour-coded with a legend")

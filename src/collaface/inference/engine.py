@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from collaface.data.annotate import FaceAnnotator
+from collaface.data.annotate import AnnotatorUnavailable, FaceAnnotator
 from collaface.data.crop import (
     BLEND_MODES,
     CropBox,
@@ -25,6 +25,8 @@ from collaface.data.crop import (
     straightened,
     whole_image_box,
 )
+from collaface.data.crop_fit import Framing, fitted_box, hole_outline
+from collaface.data.face_search import classical_fill, search_faces
 from collaface.device import DeviceError
 from collaface.inference.runtime import (
     EngineError,
@@ -41,6 +43,7 @@ MASK_RULE = ("white or any non-black grey marks the hole, black the known pixels
 INVERT_HINT = "If black marks the hole in your mask, pass --invert-mask."
 INVERTED_SHARE = 0.5          # a refused mask covering more of the photo (or of the surroundings) may be inverted
 MAX_HOLE_FRACTION = 0.5       # of a face crop; beyond it too little face is left to complete from
+MAX_OUTSIDE_SHARE = 0.25      # of a hole: the most that may lie beyond the faces' crops (filled classically)
 STRAIGHTEN_BEYOND = 10.0      # face roll (degrees) beyond which the crop turns upright: the training rotation range
 WHOLE_PHOTO_TILE = 1 << 30    # FaceAnnotator min_tile that turns off its tiled small-face search
 
@@ -70,7 +73,7 @@ class FaceResult:
     """One completed face. box: its square crop in photo pixels. parsing: (S, S) uint8 labels
     (``contracts.LABELS``) in crop pixels, None without the parsing task. landmarks: (5, 2) predicted
     points in photo pixels, None without the detection task. detected: (5, 2) detector landmarks
-    in photo pixels, None with ``no_detect``."""
+    in photo pixels, None with ``no_detect`` unless a face was found to reframe the photo."""
 
     box: CropBox
     parsing: np.ndarray | None
@@ -127,6 +130,8 @@ class FaceCompleter:
         self.blend = blend
         self.seed = seed
         self.straighten_beyond = STRAIGHTEN_BEYOND if straighten else math.inf
+        augment = self.cfg.data.augment
+        self.framing = Framing.from_augmentation(augment.enabled, augment.scale, augment.shift)
         self.on_step = on_step
         self._detectors: dict[bool, FaceAnnotator] = {}
 
@@ -151,11 +156,13 @@ class FaceCompleter:
             self._detectors[thorough] = FaceAnnotator() if thorough else FaceAnnotator(min_tile=WHOLE_PHOTO_TILE)
         return self._detectors[thorough]
 
-    def find_faces(self, image: np.ndarray, thorough: bool = False) -> list[_Face]:
+    def find_faces(self, image: np.ndarray, thorough: bool = False, hole: np.ndarray | None = None) -> list[_Face]:
         """Faces of an (H, W, 3) uint8 photo with their crop boxes, largest first; a face tilted
-        more than ``STRAIGHTEN_BEYOND`` degrees gets a box turned upright (unless straighten is off)."""
+        more than ``STRAIGHTEN_BEYOND`` degrees gets a box turned upright (unless straighten is off).
+        Searched with the (H, W) bool ``hole`` pre-filled, then (not thorough) on padded and turned
+        copies: :func:`collaface.data.face_search.search_faces`."""
         faces = []
-        for found in self.detector(thorough).annotate(image):
+        for found in search_faces(self.detector(thorough).annotate, image, hole, retries=not thorough):
             box = straightened(crop_box_from_landmarks(found.landmarks), found.landmarks, self.straighten_beyond)
             faces.append(_Face(box, found.landmarks, box_mask(box, image.shape[:2])))
         return faces
@@ -196,6 +203,7 @@ class FaceCompleter:
             if not hole.any():
                 raise CompletionError(f"the hole does not touch face {face}'s crop")
         selected = faces if face is not None else [f for f in faces if (hole & f.inside).any()]
+        selected = [self._fitted(f, hole, shape) for f in selected]
         self._check_hole_fits(hole, selected, faces, no_detect)
 
         result, remaining, results = image, hole.copy(), []
@@ -220,18 +228,27 @@ class FaceCompleter:
                 landmarks=f.box.to_source(heatmap_peaks(outputs["d"][0]), self.size) if "d" in outputs else None,
                 detected=f.detected,
             ))
+        if remaining.any():  # the small part beyond every crop the model handles (MAX_OUTSIDE_SHARE)
+            start = time.perf_counter()
+            result = classical_fill(result, remaining)
+            timings["blend"] += time.perf_counter() - start
         return Completion(image=result, hole=hole, faces=results, timings=timings)
+
+    def _fitted(self, face: _Face, hole: np.ndarray, shape: tuple[int, int]) -> _Face:
+        """``face`` with its crop grown and shifted, within the model's trained framing, to hold
+        the parts of ``hole`` that touch it (see :func:`collaface.data.crop_fit.fitted_box`)."""
+        box, _ = fitted_box(face.box, hole_outline(_parts_touching(hole, face.inside)), self.framing)
+        return face if box == face.box else _Face(box, face.detected, box_mask(box, shape))
 
     def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
         """The candidate faces: whole photo, or detected (escalating to the tiled search)."""
         if no_detect:
-            box = whole_image_box(*image.shape[:2])
-            faces = [_Face(box, None, box_mask(box, image.shape[:2]))]
+            faces = [self._reframed(image, hole)]
         else:
             # A face index must number every face, so it takes the thorough search at once.
-            faces = self.find_faces(image, thorough=face is not None)
+            faces = self.find_faces(image, thorough=face is not None, hole=hole)
             if face is None and (not faces or (hole is not None and _outside_faces(hole, faces).any())):
-                faces = self.find_faces(image, thorough=True)
+                faces = self.find_faces(image, thorough=True, hole=hole) or faces  # keeps what the retries found
             if not faces:
                 raise NoFaceError(
                     "no face found in the photo; if it is a face crop already (like `collaface "
@@ -243,6 +260,26 @@ class FaceCompleter:
                 f"face {face} asked for, but the photo has {len(faces)} face(s), numbered 0..{len(faces) - 1} "
                 "from the largest")
         return [faces[face]]
+
+    def _reframed(self, image: np.ndarray, hole: np.ndarray | None) -> _Face:
+        """``no_detect``'s face: the whole photo as one crop, unless a face is found in it whose
+        crop (within the model's framing) holds the whole hole, at most ``MAX_HOLE_FRACTION`` of
+        it: then that crop, so that the model
+        sees the face at the scale it was trained on (the completion is mapped back)."""
+        shape = image.shape[:2]
+        whole = whole_image_box(*shape)
+        try:
+            found = self.find_faces(image, hole=hole)
+        except AnnotatorUnavailable:  # --no-detect works without the annotation extra
+            found = []
+        if found:
+            best = found[0]
+            if hole is None:
+                return best
+            box, holds = fitted_box(best.box, hole_outline(hole), self.framing)
+            if holds and self._hole_fraction(hole, box) <= MAX_HOLE_FRACTION:
+                return _Face(box, best.detected, box_mask(box, shape))
+        return _Face(whole, None, box_mask(whole, shape))
 
     def _check_hole_fits(self, hole: np.ndarray, selected: list[_Face], faces: list[_Face], no_detect: bool) -> None:
         """Refuse holes that reach outside the chosen faces' crops or cover most of a crop; when
@@ -261,20 +298,31 @@ class FaceCompleter:
         raise CompletionError(problem)
 
     def _fit_problem(self, hole: np.ndarray, selected: list[_Face], found: int, no_detect: bool) -> str | None:
-        """Why ``hole`` cannot be completed with the ``selected`` faces, or None."""
+        """Why ``hole`` cannot be completed with the ``selected`` faces (crops fitted to the
+        hole), or None. Up to ``MAX_OUTSIDE_SHARE`` of the hole may lie beyond their crops."""
         outside = int(_outside_faces(hole, selected).sum())
-        if outside:
-            where = "the chosen face's crop" if selected else f"every face's crop ({found} face(s) found)"
-            return (f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it) outside {where}: "
-                    "the model completes holes inside the square crop around a face (about 3x the eyes-to-mouth "
-                    "size); make the hole smaller or closer to the face"
+        if not selected:
+            return (f"the hole lies outside every face's crop ({found} face(s) found): the model completes holes "
+                    "in the square crop around a face (about 3x the eyes-to-mouth size); draw the hole on a face"
+                    + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
+        if outside > MAX_OUTSIDE_SHARE * hole.sum():
+            framing = self.framing
+            return (f"the hole reaches {outside} pixels ({outside / hole.sum():.0%} of it, at most "
+                    f"{MAX_OUTSIDE_SHARE:.0%}) outside the largest crop the model handles around the chosen face "
+                    f"({framing.max_zoom_out:.2f}x the rule's crop of about 3x the eyes-to-mouth size, shifted by up "
+                    f"to {framing.max_shift:.0%}, from the model's training augmentation); make the hole smaller or "
+                    "closer to the face"
                     + ("" if no_detect else ", or use --no-detect to treat the whole photo as one face crop"))
         for f in selected:
-            fraction = float((crop_resize(hole.astype(np.float32), f.box, self.size) > 0.5).mean())
+            fraction = self._hole_fraction(hole, f.box)
             if fraction > MAX_HOLE_FRACTION:
                 return (f"the hole covers {fraction:.0%} of a face's crop (at most {MAX_HOLE_FRACTION:.0%}): "
                         "too little of the face is left to complete it from; make the hole smaller")
         return None
+
+    def _hole_fraction(self, hole: np.ndarray, box: CropBox) -> float:
+        """The share of the crop ``box`` (at the model's side) that the (H, W) bool ``hole`` covers."""
+        return float((crop_resize(hole.astype(np.float32), box, self.size) > 0.5).mean())
 
     def _generate(self, crop: np.ndarray, crop_hole: np.ndarray, noise: np.random.Generator) -> dict[str, np.ndarray]:
         """Generator outputs {task: (1, C, S, S)} for an (S, S, 3) uint8 crop and (S, S) bool hole,

@@ -37,11 +37,12 @@ def test_missing_mediapipe_names_the_install_command(monkeypatch):
     real_import = annotate.importlib.import_module
 
     def no_mediapipe(name, *args):
-        if name == "mediapipe":
-            raise ImportError("No module named 'mediapipe'")
+        if name.split(".")[0] == "mediapipe":
+            raise ImportError(f"No module named {name!r}")
         return real_import(name, *args)
 
     monkeypatch.setattr(annotate.importlib, "import_module", no_mediapipe)
+    annotate._import_mediapipe.cache_clear()  # imported once per process: forget an earlier test's import
     with pytest.raises(annotate.AnnotatorUnavailable, match=r"pip install 'collaface\[annotate\]'"):
         annotate.FaceAnnotator()
     assert issubclass(annotate.AnnotatorUnavailable, RuntimeError)

@@ -56,6 +56,7 @@ def test_the_face_solutions_load_without_mediapipe_tasks_or_matplotlib():
         "import json, sys\n"
         "from collaface.data.annotate import _import_mediapipe\n"
         "mp = _import_mediapipe()\n"
+        "assert _import_mediapipe() is mp  # a second annotator takes the same modules\n"
         "assert callable(mp.solutions.face_detection.FaceDetection) and mp.solutions.face_mesh_connections\n"
         "loaded = sorted(m for m in ('matplotlib', 'mediapipe.tasks') if m in sys.modules)\n"
         "import mediapipe\n"

@@ -76,6 +76,7 @@ def test_missing_mediapipe_fails_before_any_work(tmp_path, monkeypatch):
         raise ImportError(f"No module named {name!r}")
 
     monkeypatch.setattr(annotate.importlib, "import_module", no_mediapipe)
+    annotate._import_mediapipe.cache_clear()  # imported once per process: forget an earlier test's import
     (tmp_path / "src").mkdir()
     with pytest.raises(annotate.AnnotatorUnavailable, match=r"pip install 'collaface\[annotate\]'"):
         prepare.prepare_folder(tmp_path / "src", tmp_path / "out")

@@ -96,9 +96,10 @@ class AnnotatorUnavailable(RuntimeError):
 FACE_SOLUTIONS = ("face_detection", "face_mesh", "face_mesh_connections")
 
 
+@functools.cache
 def _import_mediapipe() -> SimpleNamespace:
     """mediapipe's face solutions as ``mp.solutions.<name>`` (``FACE_SOLUTIONS``) and
-    ``mp.__version__``. The solution modules are imported without running the ``mediapipe``
+    ``mp.__version__``, imported once per process. The solution modules are imported without running the ``mediapipe``
     package's own ``__init__``, which loads every task (audio, text, vision) and the drawing
     helpers with matplotlib: 0.03 s instead of 0.3 s, most of a photo's start-up on the onnx
     runtime. Where that fails (another mediapipe layout), the whole package is imported, with an

@@ -24,7 +24,8 @@ Per face:
 
 File names: ``images/<source folder name>/<name in the source's images/>`` with the new suffix.
 Writes ``pack.json`` (settings, counts, bytes). The total size is printed; a pack over
-``--max-mib`` is an error (exit 2) and is not left behind. Needs numpy, Pillow and OpenCV only.
+``--max-mib`` is an error (exit 2) and is not left behind. Needs numpy, Pillow, OpenCV and
+collaface's torch-free data code only.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-REQUIRED = ("file", "split", "side", "lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy")
-LANDMARK_COLUMNS = ("lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy")
+from collaface.data.sources.prepared import LANDMARK_COLUMNS, MANIFEST_COLUMNS
+
 FORMATS = {"webp": ("WEBP", ".webp"), "jpeg": ("JPEG", ".jpg")}
 MIB = 1024 * 1024
 CHECK_AFTER = 400  # faces written before the projected size is checked against the cap
@@ -62,7 +63,7 @@ def read_rows(src: Path, val: int) -> tuple[list[str], list[dict]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
-        missing = [c for c in REQUIRED if c not in header]
+        missing = [c for c in MANIFEST_COLUMNS if c not in header]
         if missing:
             raise PackError(f"{path}: missing columns {', '.join(missing)}")
         rows = list(reader)

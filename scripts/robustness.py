@@ -36,6 +36,7 @@ from PIL import Image
 from collaface.data import io
 from collaface.data.crop import CROP_SCALE, CropBox, crop_box_from_landmarks, crop_resize
 from collaface.data.masks import occlusion_mask
+from collaface.data.sources.prepared import LANDMARK_COLUMNS, read_manifest
 from collaface.inference.batch import complete_folder
 from collaface.inference.engine import CompletionError, FaceCompleter
 
@@ -51,16 +52,14 @@ def test_faces(prepared: Path, photos: Path, count: int) -> list[tuple[str, np.n
     """``count`` split=test faces of a prepared dataset, evenly spread over the manifest:
     (name, (H, W, 3) uint8 source photo, (5, 2) landmarks in its pixels)."""
     size = json.loads((prepared / "prepare.json").read_text())["size"]
-    with open(prepared / "manifest.csv", newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row["split"] == "test"]
+    rows = [row for row in read_manifest(prepared / "manifest.csv") if row["split"] == "test"]
     if not rows:
         sys.exit(f"{prepared / 'manifest.csv'}: no split=test rows")
     picked = [rows[i] for i in np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
     faces = []
     for row in picked:
         box = CropBox(float(row["x0"]), float(row["y0"]), float(row["side"]))
-        crop_points = np.array([float(row[c]) for c in ("lex", "ley", "rex", "rey", "nx", "ny",
-                                                        "lmx", "lmy", "rmx", "rmy")]).reshape(5, 2)
+        crop_points = np.array([float(row[c]) for c in LANDMARK_COLUMNS]).reshape(5, 2)
         image, _ = io.load_photo(photos / row["source"])
         faces.append((Path(row["source"]).stem, image, box.to_source(crop_points, size)))
     return faces

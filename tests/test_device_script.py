@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from collaface.data.sources.prepared import LANDMARK_COLUMNS, MANIFEST_COLUMNS, read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-COLUMNS = ("file", "source", "identity", "split", "x0", "y0", "side",
-           "lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy")
 POINTS = np.array([[20, 24], [44, 24], [32, 36], [24, 48], [40, 48]], np.float32)  # at 64 px
 BLOB_LABELS = (4, 5, 6, 2, 3)  # eyes, nose, brows: a blob of each on its landmark, skin (1) around
 
@@ -43,10 +43,10 @@ def make_prepared(root: Path, n: int = 12, val: int = 4, size: int = 64, sub: st
         split = "train" if i < n else "val" if i < n + val else "test"
         row = {"file": f"images/{rel}", "source": f"f{i}.jpg", "identity": str(i % 5), "split": split,
                "x0": 1.5, "y0": 2.5, "side": size / 2}
-        row.update(dict(zip(COLUMNS[7:], points.reshape(-1).tolist())))
+        row.update(dict(zip(LANDMARK_COLUMNS, points.reshape(-1).tolist())))
         rows.append(row)
     with open(root / "manifest.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -63,11 +63,6 @@ def blocked_extras(tmp_path: Path) -> Path:
 def run(args: list, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
                           env=env, timeout=timeout)
-
-
-def read_manifest(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_pack_keeps_train_and_some_val_scales_landmarks_and_keeps_labels(tmp_path):
@@ -89,7 +84,7 @@ def test_pack_keeps_train_and_some_val_scales_landmarks_and_keeps_labels(tmp_pat
         assert parsing.format == "PNG" and parsing.mode == "L" and parsing.size == (48, 48)
         labels = np.asarray(parsing)
     assert set(np.unique(labels).tolist()) == {1, *BLOB_LABELS}  # nearest: no label mixed
-    points = np.array([float(first[c]) for c in COLUMNS[7:]]).reshape(5, 2)
+    points = np.array([float(first[c]) for c in LANDMARK_COLUMNS]).reshape(5, 2)
     np.testing.assert_allclose(points, (POINTS + 0.5) * 48 / 64 - 0.5, atol=1e-3)
     for (x, y), label in zip(points.round().astype(int), BLOB_LABELS):
         assert labels[y, x] == label  # landmarks still on their blobs

@@ -134,7 +134,7 @@ def hole_psnr(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> flo
 def run_framing(args: argparse.Namespace) -> dict:
     import cv2
 
-    from collaface.evaluation.baselines import inpaint_opencv
+    from collaface.blending import inpaint_opencv
 
     faces = test_faces(args.prepared, args.photos, args.faces)
     modes = {mode: mode == "no-detect" for mode in args.modes}

@@ -17,10 +17,11 @@ from test_dataset import make_prepared
 
 from collaface import config as C
 from collaface import realism as R
+from collaface.blending import inpaint_opencv
 from collaface.contracts import LANDMARK_NAMES
 from collaface.data.sources.base import DatasetLayoutError
 from collaface.data.transforms import to_uint8_image
-from collaface.evaluation.baselines import BASELINES, face_axis, inpaint_opencv, mirror_fill, run_baselines
+from collaface.evaluation.baselines import BASELINES, face_axis, mirror_fill, run_baselines
 from collaface.evaluation.cli import add_evaluate_parser, run_evaluation
 from collaface.evaluation.conditions import (
     ALL_CONDITIONS,

@@ -1,13 +1,15 @@
-"""Poisson (seamless) blending of a predicted region into an image (Perez et al. 2003), shared by
-photo completion (``inference``) and the SII baseline. The solve is our own coarse-to-fine SOR:
-``cv2.seamlessClone`` lets the hole's old content leak into the result and clears the mask's
-border pixels."""
+"""Filling a hole from the pixels around it. Poisson (seamless) blending of a predicted region
+into an image (Perez et al. 2003), shared by photo completion (``inference``) and the SII
+baseline; the solve is our own coarse-to-fine SOR: ``cv2.seamlessClone`` lets the hole's old
+content leak into the result and clears the mask's border pixels. And OpenCV's classical
+inpainting, the evaluation's baselines and the photo path's fallback fill."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+INPAINT_RADIUS = 3            # pixels of cv2.inpaint's neighbourhood, OpenCV's example value
 SOR_SWEEPS = 8                # red-black SOR sweeps per level of the coarse-to-fine Poisson solve
 SOR_OMEGA = 1.8
 SOR_COARSEST = 8              # side at or below which a level is solved by SOR alone ...
@@ -60,3 +62,10 @@ def poisson_blend(prediction: np.ndarray, original: np.ndarray, hole: np.ndarray
     offset = harmonic_fill(offset, hole)
     blended = np.clip(np.rint(prediction + offset), 0, 255).astype(np.uint8)
     return np.where(hole[..., None], blended, original)
+
+
+def inpaint_opencv(image: np.ndarray, hole: np.ndarray, method: int) -> np.ndarray:
+    """cv2.inpaint (cv2.INPAINT_TELEA or cv2.INPAINT_NS) of the hole. image: uint8 (H, W, 3);
+    hole: bool (H, W). Hole pixels of ``image`` are never read. -> uint8 (H, W, 3)."""
+    known = np.where(hole[..., None], 0, image).astype(np.uint8)
+    return cv2.inpaint(known, hole.astype(np.uint8) * 255, INPAINT_RADIUS, method)

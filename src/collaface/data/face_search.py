@@ -32,10 +32,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from collaface.blending import inpaint_opencv
 from collaface.data.annotate import FaceAnnotation
 
 PREFILL_SIDE = 512       # longer side (pixels) at which the hole is pre-filled
-PREFILL_RADIUS = 3       # Telea neighbourhood in pixels, OpenCV's example value
 PAD_FRACTION = 0.5       # padding on each side, fraction of the photo's longer side
 PAD_GREY = (128, 128, 128)
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -54,15 +54,14 @@ def classical_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     never read. Pixels outside the hole are returned unchanged."""
     height, width = hole.shape
     zoom = min(1.0, PREFILL_SIDE / max(height, width))
+    if zoom == 1:
+        return inpaint_opencv(image, hole, cv2.INPAINT_TELEA)
+    size = (max(1, round(width * zoom)), max(1, round(height * zoom)))
     known = np.where(hole[..., None], 0, image).astype(np.uint8)
-    if zoom < 1:
-        size = (max(1, round(width * zoom)), max(1, round(height * zoom)))
-        small = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
-        small_hole = cv2.resize(hole.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
-        filled = cv2.inpaint(small, small_hole.astype(np.uint8) * 255, PREFILL_RADIUS, cv2.INPAINT_TELEA)
-        filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
-    else:
-        filled = cv2.inpaint(known, hole.astype(np.uint8) * 255, PREFILL_RADIUS, cv2.INPAINT_TELEA)
+    small = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+    filled = cv2.resize(inpaint_opencv(small, small_hole, cv2.INPAINT_TELEA), (width, height),
+                        interpolation=cv2.INTER_LINEAR)
     return np.where(hole[..., None], filled, image)
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from collaface.blending import inpaint_opencv
+
 BASELINES: dict[str, str] = {
     "telea": "Telea (OpenCV)",
     "navier_stokes": "Navier-Stokes (OpenCV)",
     "mirror": "mirror fill",
 }
-INPAINT_RADIUS = 3  # pixels, OpenCV's example value
 
 
 def face_axis(landmarks: np.ndarray, width: int) -> float:
@@ -20,13 +21,6 @@ def face_axis(landmarks: np.ndarray, width: int) -> float:
     if not np.isfinite(landmarks).all():
         return (width - 1) / 2
     return float((landmarks[0, 0] + landmarks[1, 0] + landmarks[3, 0] + landmarks[4, 0]) / 4)
-
-
-def inpaint_opencv(image: np.ndarray, hole: np.ndarray, method: int) -> np.ndarray:
-    """cv2.inpaint (cv2.INPAINT_TELEA or cv2.INPAINT_NS) of the hole. image: uint8 (H, W, 3);
-    hole: bool (H, W). Hole pixels of ``image`` are never read. -> uint8 (H, W, 3)."""
-    known = np.where(hole[..., None], 0, image).astype(np.uint8)
-    return cv2.inpaint(known, hole.astype(np.uint8) * 255, INPAINT_RADIUS, method)
 
 
 def mirror_fill(image: np.ndarray, hole: np.ndarray, axis_x: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from conftest import requires_mediapipe
 from PIL import Image
 from test_inference import make_tiny_model
 
+from collaface.contracts import LABELS
 from collaface.data import face_search, io
 from collaface.data.annotate import AnnotatorUnavailable, FaceAnnotation, FaceAnnotator
 from collaface.data.crop import CropBox, box_mask, crop_box_from_landmarks, crop_resize, whole_image_box
@@ -20,7 +21,7 @@ from collaface.data.crop_fit import Framing, fitted_box, hole_outline
 from collaface.data.face_search import classical_fill, mapped_back, padded, search_faces, turned
 from collaface.data.masks import occlusion_mask
 from collaface.inference.cli import add_complete_parser
-from collaface.inference.engine import CompletionError, FaceCompleter
+from collaface.inference.engine import CompletionError, FaceCompleter, NoFaceError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -346,6 +347,89 @@ def test_a_face_found_by_the_retries_is_kept_when_the_tiled_search_finds_none(co
     (face,) = completes_only_the_hole(completer, photo, hole).faces
     np.testing.assert_allclose(face.detected, StandInDetector.LANDMARKS, atol=1e-4)
     assert box_mask(face.box, hole.shape)[hole].all()
+
+
+class FillFinder:
+    """Finds one face (``StandInDetector.LANDMARKS``) only on a 100 x 100 photo whose hole (from
+    row 30 down) the model filled red, as mediapipe finds a face that fills the frame with its eyes
+    hidden only once the model has painted eyes there."""
+
+    def annotate(self, image: np.ndarray) -> list[FaceAnnotation]:
+        if image.shape[:2] != (100, 100) or tuple(image[38, 50]) != RED:
+            return []
+        points = StandInDetector.LANDMARKS
+        return [FaceAnnotation(landmarks=points, mesh=np.repeat(points[:1], 478, 0),
+                               box=(25.0, 30.0, 75.0, 80.0), score=0.7)]
+
+
+def stand_in_generator(size: int, parses_parts: bool):
+    """A generator stand-in: fills red, parses everything as background or (``parses_parts``) as
+    one-pixel stripes of eye, nose and lip, so that every landmark's part lies near it."""
+    labels = (LABELS.index("left_eye"), LABELS.index("nose"), LABELS.index("upper_lip"))
+
+    def generate(crop, crop_hole, noise):
+        image = np.broadcast_to(np.array([1.0, -1.0, -1.0], np.float32)[:, None, None], (3, size, size))
+        parsing = np.zeros((1, len(LABELS), size, size), np.float32)
+        parsing[0, 0] = 1.0
+        if parses_parts:
+            for column in range(size):
+                parsing[0, :, :, column] = 0.0
+                parsing[0, labels[column % 3], :, column] = 1.0
+        return {"i": image[None].copy(), "s": parsing, "d": np.zeros((1, 5, size, size), np.float32)}
+    return generate
+
+
+@pytest.mark.parametrize(("parses_parts", "hole_bottom"), [
+    (True, 48),    # both eyes hidden; nose and mouth corners on known pixels, parsed as such
+    (False, 48),   # the same landmarks, parsed as background: a face painted into a photo without one
+    (True, 60),    # the nose hidden too: two landmarks are too little evidence
+])
+def test_a_face_found_only_on_the_models_fill_counts_when_its_parts_are_confirmed(completer, monkeypatch,
+                                                                                   parses_parts, hole_bottom):
+    monkeypatch.setattr(completer, "detector", lambda thorough: FillFinder())
+    monkeypatch.setattr(completer, "_generate", stand_in_generator(completer.size, parses_parts))
+    photo = np.full((100, 100, 3), 150, np.uint8)
+    hole = np.zeros((100, 100), bool)
+    hole[30:hole_bottom, 20:80] = True
+    photo[hole] = 128
+    if not parses_parts or hole_bottom == 60:
+        with pytest.raises(NoFaceError, match="no face found"):
+            completer.complete(photo, hole=hole)
+        return
+    (face,) = completes_only_the_hole(completer, photo, hole).faces
+    np.testing.assert_allclose(face.detected, StandInDetector.LANDMARKS, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    with FaceCompleter(device="cpu") as loaded:
+        yield loaded
+
+
+@requires_mediapipe
+def test_a_face_filling_the_frame_with_both_eyes_greyed_is_found_on_the_shipped_models_fill(
+        shipped, detector, shared_faces):
+    clean = shared_face(shared_faces, "183273.jpg")
+    photo, landmarks = framed(clean, landmarks_of(detector, clean), 1.5)
+    hole = occlusion_mask("O3", landmarks, photo.shape[:2]) > 0
+    photo[hole] = 128
+    assert shipped.find_faces(photo, hole=hole) == [] == shipped.find_faces(photo, thorough=True, hole=hole)
+    completion = completes_only_the_hole(shipped, photo, hole)
+    error = np.linalg.norm(completion.faces[0].detected - landmarks, axis=1)
+    assert error.max() < 0.15 * photo.shape[0]
+
+
+@requires_mediapipe
+@pytest.mark.parametrize("seed", [18, 20, 32])  # the shipped model paints a face the detector finds
+def test_a_face_painted_by_the_model_into_a_photo_without_one_is_no_face(shipped, seed):
+    rng = np.random.default_rng(seed)
+    photo = cv2.resize(rng.integers(0, 256, (4, 5, 3)).astype(np.float32), (200, 200),
+                       interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+    hole = np.zeros((200, 200), bool)
+    hole[40 + seed % 40: 100 + seed % 40, 30:170] = True
+    photo[hole] = 128
+    with pytest.raises(NoFaceError):
+        shipped.complete(photo, hole=hole)
 
 
 # --------------------------------------------------------------------------- --no-detect at any framing

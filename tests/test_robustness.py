@@ -22,6 +22,7 @@ from collaface.data.face_search import classical_fill, mapped_back, padded, sear
 from collaface.data.masks import occlusion_mask
 from collaface.inference.cli import add_complete_parser
 from collaface.inference.engine import CompletionError, FaceCompleter, NoFaceError
+from collaface.inference.runtime import heatmap_peaks
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -398,6 +399,45 @@ def test_a_face_found_only_on_the_models_fill_counts_when_its_parts_are_confirme
         return
     (face,) = completes_only_the_hole(completer, photo, hole).faces
     np.testing.assert_allclose(face.detected, StandInDetector.LANDMARKS, atol=1e-4)
+
+
+class PhotoFinder:
+    """Finds one face (``StandInDetector.LANDMARKS``) on any 100 x 100 photo."""
+
+    def annotate(self, image: np.ndarray) -> list[FaceAnnotation]:
+        if image.shape[:2] != (100, 100):
+            return []
+        points = StandInDetector.LANDMARKS
+        return [FaceAnnotation(landmarks=points, mesh=np.repeat(points[:1], 478, 0),
+                               box=(25.0, 30.0, 75.0, 80.0), score=0.9)]
+
+
+def landmark_heatmaps(size: int, at: np.ndarray) -> np.ndarray:
+    """(1, 5, size, size) heatmaps peaking at the (5, 2) crop pixels ``at``."""
+    heatmaps = np.full((1, 5, size, size), -1.0, np.float32)
+    for channel, (x, y) in enumerate(np.rint(at).astype(int)):
+        heatmaps[0, channel, y, x] = 1.0
+    return heatmaps
+
+
+@pytest.mark.parametrize("shift", [0.04, 0.2])  # of the crop side: near the detector's landmarks, far off
+def test_the_crop_is_placed_again_from_the_models_landmarks_when_they_agree(completer, monkeypatch, shift):
+    size = completer.size
+    rule = crop_box_from_landmarks(StandInDetector.LANDMARKS)
+    heatmaps = landmark_heatmaps(size, rule.to_crop(StandInDetector.LANDMARKS, size) + [shift * size, 0])
+    monkeypatch.setattr(completer, "detector", lambda thorough: PhotoFinder())
+    monkeypatch.setattr(completer, "_generate", lambda crop, crop_hole, noise: {
+        "i": np.zeros((1, 3, size, size), np.float32), "s": np.zeros((1, len(LABELS), size, size), np.float32),
+        "d": heatmaps})
+    photo = np.full((100, 100, 3), 150, np.uint8)
+    hole = np.zeros((100, 100), bool)
+    hole[35:45, 30:70] = True
+    (face,) = completes_only_the_hole(completer, photo, hole).faces
+    predicted = rule.to_source(heatmap_peaks(heatmaps[0]), size)
+    expected = crop_box_from_landmarks(predicted) if shift < 0.1 else rule  # far off: the detector's crop stays
+    assert shift < 0.1 or abs(expected.x0 - crop_box_from_landmarks(predicted).x0) > 5
+    np.testing.assert_allclose([face.box.x0, face.box.y0, face.box.side], [expected.x0, expected.y0, expected.side],
+                               atol=1e-3)
 
 
 @pytest.fixture(scope="module")

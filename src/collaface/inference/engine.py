@@ -51,6 +51,7 @@ LANDMARK_PARTS = tuple(tuple(LABELS.index(name) for name in names) for names in 
     ("left_eye", "right_eye"), ("left_eye", "right_eye"), ("nose",),
     ("upper_lip", "inner_mouth", "lower_lip"), ("upper_lip", "inner_mouth", "lower_lip")))  # per landmark
 CONFIRM_RADIUS = 1 / 32       # of the crop side: how near a landmark the model must parse its part
+REFINE_AGREEMENT = 0.1        # of the crop side: the most model and detector landmarks may differ to re-crop
 MIN_CONFIRMED = 3             # landmarks on known pixels that a find on the model's fill needs confirmed
 
 
@@ -222,6 +223,12 @@ class FaceCompleter:
             timings["blend"] += time.perf_counter() - start
             start = time.perf_counter()
             outputs = self._generate(crop, crop_hole, noise)
+            refined = self._refined(f, outputs, face_hole)
+            if refined is not None:  # a second pass in the crop placed from the model's own landmarks
+                f = refined
+                crop = crop_resize(result, f.box, self.size)
+                crop_hole = self._crop_hole(face_hole, f.box)
+                outputs = self._generate(crop, crop_hole, noise)
             timings["model"] += time.perf_counter() - start
             start = time.perf_counter()
             prediction = to_uint8_image(outputs["i"][0])
@@ -245,6 +252,28 @@ class FaceCompleter:
         the parts of ``hole`` that touch it (see :func:`collaface.data.crop_fit.fitted_box`)."""
         box, _ = fitted_box(face.box, hole_outline(_parts_touching(hole, face.inside)), self.framing)
         return face if box == face.box else _Face(box, face.detected, box_mask(box, shape))
+
+    def _refined(self, face: _Face, outputs: dict[str, np.ndarray], hole: np.ndarray) -> _Face | None:
+        """``face`` with its crop placed by the crop rule from the landmarks the model predicts for
+        its completed crop (``outputs``), fitted to the (H, W) bool ``hole``: the detector's
+        landmarks inside a hole are the mesh fit's guess, and a crop off the trained framing costs
+        hole PSNR (40 held-out faces, O1-O6 at 0.6-1.0x the rule, shipped weights: +0.25-0.35 dB,
+        0.07-0.11 dB short of the crop from the clean landmarks). None when the model predicts no
+        landmarks, the photo is the crop (no face found), the crop moves by less than a model
+        pixel, the new crop would not hold the hole, or the model's landmarks disagree with the
+        detector's by more than ``REFINE_AGREEMENT`` of the crop side (a model that does not know
+        the face)."""
+        if "d" not in outputs or face.detected is None:
+            return None
+        points = face.box.to_source(heatmap_peaks(outputs["d"][0]), self.size)
+        if np.linalg.norm(points - face.detected, axis=1).max() > REFINE_AGREEMENT * face.box.side:
+            return None
+        box = straightened(crop_box_from_landmarks(points), points, self.straighten_beyond)
+        box, holds = fitted_box(box, hole_outline(hole), self.framing)
+        moved = np.abs(box.corners() - face.box.corners()).max() * self.size / face.box.side
+        if not holds or moved < 1 or self._hole_fraction(hole, box) > MAX_HOLE_FRACTION:
+            return None
+        return _Face(box, face.detected, box_mask(box, hole.shape))
 
     def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
         """The candidate faces: whole photo, or detected (escalating to the tiled search)."""

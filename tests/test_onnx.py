@@ -152,7 +152,7 @@ def test_shipped_model_outputs_agree_between_runtimes(shared_faces):
 
 
 @pytest.mark.parametrize("detect", [False, pytest.param(True, marks=requires_mediapipe)], ids=["crop", "detected"])
-def test_shipped_model_completions_differ_by_at_most_one_grey_level(shared_faces, detect):
+def test_shipped_model_completions_differ_by_at_most_one_grey_level_almost_everywhere(shared_faces, detect):
     with FaceCompleter(runtime="onnx", threads=1) as on_onnx, FaceCompleter(runtime="torch", device="cpu") as on_torch:
         for photo in shared_crops(shared_faces, 4):
             if detect:
@@ -165,4 +165,7 @@ def test_shipped_model_completions_differ_by_at_most_one_grey_level(shared_faces
                 b = on_torch.complete(photo, hole=hole, no_detect=True)
             assert np.array_equal(a.hole, b.hole)
             assert np.array_equal(a.image[~a.hole], photo[~a.hole]) and np.array_equal(b.image[~b.hole], photo[~b.hole])
-            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+            # Two model passes (the second in the crop placed from the first's landmarks) and the Poisson
+            # solve may round a few pixels two levels apart.
+            difference = np.abs(a.image.astype(int) - b.image.astype(int))
+            assert difference.max() <= 2 and (difference > 1).mean() < 1e-4

@@ -259,10 +259,9 @@ class FaceCompleter:
         landmarks inside a hole are the mesh fit's guess, and a crop off the trained framing costs
         hole PSNR (40 held-out faces, O1-O6 at 0.6-1.0x the rule, shipped weights: +0.25-0.35 dB,
         0.07-0.11 dB short of the crop from the clean landmarks). None when the model predicts no
-        landmarks, the photo is the crop (no face found), the crop moves by less than a model
-        pixel, the new crop would not hold the hole, or the model's landmarks disagree with the
-        detector's by more than ``REFINE_AGREEMENT`` of the crop side (a model that does not know
-        the face)."""
+        landmarks, the photo is the crop (no face found), the new crop would not hold the hole, or
+        the model's landmarks disagree with the detector's by more than ``REFINE_AGREEMENT`` of the
+        crop side (a model that does not know the face)."""
         if "d" not in outputs or face.detected is None:
             return None
         points = face.box.to_source(heatmap_peaks(outputs["d"][0]), self.size)
@@ -270,8 +269,7 @@ class FaceCompleter:
             return None
         box = straightened(crop_box_from_landmarks(points), points, self.straighten_beyond)
         box, holds = fitted_box(box, hole_outline(hole), self.framing)
-        moved = np.abs(box.corners() - face.box.corners()).max() * self.size / face.box.side
-        if not holds or moved < 1 or self._hole_fraction(hole, box) > MAX_HOLE_FRACTION:
+        if not holds or self._hole_fraction(hole, box) > MAX_HOLE_FRACTION:
             return None
         return _Face(box, face.detected, box_mask(box, hole.shape))
 

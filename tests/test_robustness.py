@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import requires_mediapipe
 from PIL import Image
-from test_inference import make_tiny_model
+from test_inference import make_tiny_model, random_photo
 
 from collaface.contracts import LABELS
 from collaface.data import face_search, io
@@ -350,17 +350,25 @@ def test_a_face_found_by_the_retries_is_kept_when_the_tiled_search_finds_none(co
     assert box_mask(face.box, hole.shape)[hole].all()
 
 
-class FillFinder:
-    """Finds one face (``StandInDetector.LANDMARKS``) only on a 100 x 100 photo whose hole (from
-    row 30 down) the model filled red, as mediapipe finds a face that fills the frame with its eyes
-    hidden only once the model has painted eyes there."""
+class FaceFinder:
+    """Finds one face (``StandInDetector.LANDMARKS``) on the 100 x 100 photos that ``finds``
+    accepts (default: every one)."""
+
+    def __init__(self, finds=lambda image: True):
+        self.finds = finds
 
     def annotate(self, image: np.ndarray) -> list[FaceAnnotation]:
-        if image.shape[:2] != (100, 100) or tuple(image[38, 50]) != RED:
+        if image.shape[:2] != (100, 100) or not self.finds(image):
             return []
         points = StandInDetector.LANDMARKS
         return [FaceAnnotation(landmarks=points, mesh=np.repeat(points[:1], 478, 0),
                                box=(25.0, 30.0, 75.0, 80.0), score=0.7)]
+
+
+def filled_red(image: np.ndarray) -> bool:
+    """Whether the hole (from row 30 down) was filled red by the model: mediapipe finds a face that
+    fills the frame with its eyes hidden only once the model has painted eyes there."""
+    return tuple(image[38, 50]) == RED
 
 
 def stand_in_generator(size: int, parses_parts: bool):
@@ -387,7 +395,7 @@ def stand_in_generator(size: int, parses_parts: bool):
 ])
 def test_a_face_found_only_on_the_models_fill_counts_when_its_parts_are_confirmed(completer, monkeypatch,
                                                                                    parses_parts, hole_bottom):
-    monkeypatch.setattr(completer, "detector", lambda thorough: FillFinder())
+    monkeypatch.setattr(completer, "detector", lambda thorough: FaceFinder(filled_red))
     monkeypatch.setattr(completer, "_generate", stand_in_generator(completer.size, parses_parts))
     photo = np.full((100, 100, 3), 150, np.uint8)
     hole = np.zeros((100, 100), bool)
@@ -399,17 +407,6 @@ def test_a_face_found_only_on_the_models_fill_counts_when_its_parts_are_confirme
         return
     (face,) = completes_only_the_hole(completer, photo, hole).faces
     np.testing.assert_allclose(face.detected, StandInDetector.LANDMARKS, atol=1e-4)
-
-
-class PhotoFinder:
-    """Finds one face (``StandInDetector.LANDMARKS``) on any 100 x 100 photo."""
-
-    def annotate(self, image: np.ndarray) -> list[FaceAnnotation]:
-        if image.shape[:2] != (100, 100):
-            return []
-        points = StandInDetector.LANDMARKS
-        return [FaceAnnotation(landmarks=points, mesh=np.repeat(points[:1], 478, 0),
-                               box=(25.0, 30.0, 75.0, 80.0), score=0.9)]
 
 
 def landmark_heatmaps(size: int, at: np.ndarray) -> np.ndarray:
@@ -425,7 +422,7 @@ def test_the_crop_is_placed_again_from_the_models_landmarks_when_they_agree(comp
     size = completer.size
     rule = crop_box_from_landmarks(StandInDetector.LANDMARKS)
     heatmaps = landmark_heatmaps(size, rule.to_crop(StandInDetector.LANDMARKS, size) + [shift * size, 0])
-    monkeypatch.setattr(completer, "detector", lambda thorough: PhotoFinder())
+    monkeypatch.setattr(completer, "detector", lambda thorough: FaceFinder())
     monkeypatch.setattr(completer, "_generate", lambda crop, crop_hole, noise: {
         "i": np.zeros((1, 3, size, size), np.float32), "s": np.zeros((1, len(LABELS), size, size), np.float32),
         "d": heatmaps})
@@ -462,9 +459,7 @@ def test_a_face_filling_the_frame_with_both_eyes_greyed_is_found_on_the_shipped_
 @requires_mediapipe
 @pytest.mark.parametrize("seed", [18, 20, 32])  # the shipped model paints a face the detector finds
 def test_a_face_painted_by_the_model_into_a_photo_without_one_is_no_face(shipped, seed):
-    rng = np.random.default_rng(seed)
-    photo = cv2.resize(rng.integers(0, 256, (4, 5, 3)).astype(np.float32), (200, 200),
-                       interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+    photo = random_photo(200, 200, seed)
     hole = np.zeros((200, 200), bool)
     hole[40 + seed % 40: 100 + seed % 40, 30:170] = True
     photo[hole] = 128

@@ -223,22 +223,22 @@ class FaceCompleter:
             timings["blend"] += time.perf_counter() - start
             start = time.perf_counter()
             outputs = self._generate(crop, crop_hole, noise)
-            refined = self._refined(f, outputs, face_hole)
-            if refined is not None:  # a second pass in the crop placed from the model's own landmarks
-                f = refined
-                crop = crop_resize(result, f.box, self.size)
-                crop_hole = self._crop_hole(face_hole, f.box)
-                outputs = self._generate(crop, crop_hole, noise)
+            box = self._refined_box(f, outputs, face_hole)
+            if box is None:
+                box = f.box
+            else:  # a second pass in the crop placed from the model's own landmarks
+                crop = crop_resize(result, box, self.size)
+                outputs = self._generate(crop, self._crop_hole(face_hole, box), noise)
             timings["model"] += time.perf_counter() - start
             start = time.perf_counter()
             prediction = to_uint8_image(outputs["i"][0])
-            result = paste_back(result, face_hole, prediction, f.box, self.blend)
+            result = paste_back(result, face_hole, prediction, box, self.blend)
             remaining &= ~face_hole
             timings["blend"] += time.perf_counter() - start
             results.append(FaceResult(
-                box=f.box,
+                box=box,
                 parsing=parsing_labels(outputs["s"][0]) if "s" in outputs else None,
-                landmarks=f.box.to_source(heatmap_peaks(outputs["d"][0]), self.size) if "d" in outputs else None,
+                landmarks=self._landmarks(outputs, box) if "d" in outputs else None,
                 detected=f.detected,
             ))
         if remaining.any():  # the small part beyond every crop the model handles (MAX_OUTSIDE_SHARE)
@@ -253,8 +253,8 @@ class FaceCompleter:
         box, _ = fitted_box(face.box, hole_outline(_parts_touching(hole, face.inside)), self.framing)
         return face if box == face.box else _Face(box, face.detected, box_mask(box, shape))
 
-    def _refined(self, face: _Face, outputs: dict[str, np.ndarray], hole: np.ndarray) -> _Face | None:
-        """``face`` with its crop placed by the crop rule from the landmarks the model predicts for
+    def _refined_box(self, face: _Face, outputs: dict[str, np.ndarray], hole: np.ndarray) -> CropBox | None:
+        """``face``'s crop placed by the crop rule from the landmarks the model predicts for
         its completed crop (``outputs``), fitted to the (H, W) bool ``hole``: the detector's
         landmarks inside a hole are the mesh fit's guess, and a crop off the trained framing costs
         hole PSNR (40 held-out faces, O1-O6 at 0.6-1.0x the rule, shipped weights: +0.25-0.35 dB,
@@ -264,14 +264,19 @@ class FaceCompleter:
         crop side (a model that does not know the face)."""
         if "d" not in outputs or face.detected is None:
             return None
-        points = face.box.to_source(heatmap_peaks(outputs["d"][0]), self.size)
+        points = self._landmarks(outputs, face.box)
         if np.linalg.norm(points - face.detected, axis=1).max() > REFINE_AGREEMENT * face.box.side:
             return None
         box = straightened(crop_box_from_landmarks(points), points, self.straighten_beyond)
         box, holds = fitted_box(box, hole_outline(hole), self.framing)
         if not holds or self._hole_fraction(hole, box) > MAX_HOLE_FRACTION:
             return None
-        return _Face(box, face.detected, box_mask(box, hole.shape))
+        return box
+
+    def _landmarks(self, outputs: dict[str, np.ndarray], box: CropBox) -> np.ndarray:
+        """(5, 2) photo-pixel landmarks at the peaks of the generator's heatmaps ``outputs["d"]``
+        for the crop ``box``."""
+        return box.to_source(heatmap_peaks(outputs["d"][0]), self.size)
 
     def _faces(self, image: np.ndarray, hole: np.ndarray | None, face: int | None, no_detect: bool) -> list[_Face]:
         """The candidate faces: whole photo, or detected (escalating to the tiled search)."""
@@ -412,8 +417,7 @@ class FaceCompleter:
                 f"--region with --no-detect places the region from the model's landmarks, but "
                 f"{self.model_path} predicts none (its tasks: {', '.join(self.tasks)}); give a --mask")
         crop = crop_resize(image, box, self.size)
-        heatmaps = self._generate(crop, np.zeros((self.size, self.size), bool), noise)["d"][0]
-        return box.to_source(heatmap_peaks(heatmaps), self.size)
+        return self._landmarks(self._generate(crop, np.zeros((self.size, self.size), bool), noise), box)
 
 
 def _parts_touching(hole: np.ndarray, inside: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The default model's long run on the CPU (issue 19); rerun to resume. Phase 1 trains the
 # reconstruction-only generator (preset default_l1) to L1_STEPS; phase 2 fine-tunes it
-# adversarially (preset default) with no step limit. One torch thread at nice -5, so that the
-# other core of a 2-core machine stays usable for other work. Runs go to RUNS (default ../runs,
-# outside the work tree). Start it in the background:
+# adversarially (preset default) with no step limit, in RUNS/default_gan2 (RUNS/default_gan holds
+# the first adversarial run, at the earlier loss weights, stopped in session 13). One torch thread
+# at nice -5, so that the other core of a 2-core machine stays usable for other work. Runs go to
+# RUNS (default ../runs, outside the work tree). Start it in the background:
 #   nohup scripts/default_model_long_run.sh >> ../runs/train.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,6 @@ L1_STEPS=${L1_STEPS:-4000}
 export OMP_NUM_THREADS=${THREADS:-1}
 nice -n -5 collaface train default_l1 --data "$DATA" --out "$RUNS/default_l1" \
   train.max_steps="$L1_STEPS" train.checkpoint_every=500 train.keep_checkpoints=4 data.num_workers=1
-nice -n -5 collaface train default --data "$DATA" --out "$RUNS/default_gan" \
+nice -n -5 collaface train default --data "$DATA" --out "$RUNS/default_gan2" \
   train.init_from="$RUNS/default_l1" train.checkpoint_every=500 train.keep_checkpoints=6 \
   train.sample_every=1000 data.num_workers=1

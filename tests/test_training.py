@@ -121,6 +121,20 @@ def test_resume_with_a_new_budget_updates_config_yaml(data, tmp_path, caplog):
     assert sorted(p.name for p in run.iterdir() if p.suffix in (".yaml", ".partial")) == ["config.yaml"]
 
 
+def test_a_resumed_run_trains_at_its_new_learning_rates(data, tmp_path):
+    """train.lr and train.d_lr_ratio may change on resume (TTUR trials continue a run): the next
+    steps use them, not the rates saved with the optimisers."""
+    run = tmp_path / "run"
+    train(small_cfg(data, "train.max_steps=1", "train.epochs=5", "train.lr=1e-4"), run, progress=False)
+    train(small_cfg(data, "train.max_steps=2", "train.epochs=5", "train.lr=3e-4", "train.d_lr_ratio=4"),
+          run, progress=False)
+    _, state = model_format.load_latest(run / "checkpoints")
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(3e-4)
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(12e-4)
+    with pytest.raises(C.ConfigError, match="d_lr_ratio"):
+        small_cfg(data, "train.d_lr_ratio=0")
+
+
 def test_truncated_checkpoint_falls_back_to_previous(data, tmp_path):
     run = tmp_path / "run"
     train(small_cfg(data, "train.max_steps=4", "train.epochs=5", "train.checkpoint_every=2"), run, progress=False)

@@ -134,6 +134,7 @@ class TrainConfig:
     d_every: int = 1             # collaGAN: discriminators train on every k-th adversarial step
     batch_size: int = 16
     lr: float = 2e-4
+    d_lr_ratio: float = 1.0      # discriminators' lr / generator's lr (TTUR, Heusel et al. 2017)
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0
@@ -444,8 +445,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.batch_size/epochs must be >= 1 and train.max_steps >= 0")
     if t.max_minutes < 0 or t.warmup_steps < 0:
         raise ConfigError("train.max_minutes and train.warmup_steps must be >= 0")
-    if t.lr <= 0:
-        raise ConfigError("train.lr: must be > 0")
+    if t.lr <= 0 or t.d_lr_ratio <= 0:
+        raise ConfigError("train.lr and train.d_lr_ratio: must be > 0")
     if t.lr_decay_minutes < 0 or (t.lr_decay_minutes and not 0 < t.lr_decay_minutes <= t.max_minutes):
         raise ConfigError(f"train.lr_decay_minutes: {t.lr_decay_minutes} must be 0 (constant lr) or in "
                           f"(0, train.max_minutes={t.max_minutes}]: the decay ends with the time budget")

@@ -336,8 +336,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
             step_start = time.perf_counter()
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)
-                if cfg.train.lr_decay_minutes:
-                    set_learning_rates(opt_g, opt_d, cfg, lr_scale(cfg, pos.train_seconds))
+                # every step: the decay moves, and a resumed run takes its current train.lr / d_lr_ratio
+                set_learning_rates(opt_g, opt_d, cfg, lr_scale(cfg, pos.train_seconds))
                 metrics, applied = train_step(model, batch, cfg, opt_g, opt_d, settings, info, pos.step)
                 pos.step += 1
                 pos.batch_in_epoch += 1

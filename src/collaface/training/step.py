@@ -20,8 +20,9 @@ MODEL_INPUT_KEYS = ("image", "mask", "masked", "parsing", "heatmaps", "landmarks
 
 def make_optimizers(model: GanModel, cfg: Config) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam for G and one Adam over all networks trained beside it (lr, betas from cfg.train;
-    CE's D at ``baseline.ce_d_lr_ratio`` x lr). Parameters the generator shares with them (SII's
-    D, used by its z search) belong to the second optimiser only."""
+    those networks at ``train.d_lr_ratio`` x lr, CE's D also x ``baseline.ce_d_lr_ratio``).
+    Parameters the generator shares with them (SII's D, used by its z search) belong to the
+    second optimiser only."""
     betas = (cfg.train.beta1, cfg.train.beta2)
     others = list(model.discriminators.parameters())
     shared = {id(p) for p in others}
@@ -34,7 +35,8 @@ def make_optimizers(model: GanModel, cfg: Config) -> tuple[torch.optim.Adam, tor
 
 def base_learning_rates(cfg: Config) -> tuple[float, float]:
     """(generator lr, lr of the networks trained beside it) before any decay."""
-    return cfg.train.lr, cfg.train.lr * (cfg.baseline.ce_d_lr_ratio if cfg.model.arch == "ce" else 1.0)
+    ratio = cfg.train.d_lr_ratio * (cfg.baseline.ce_d_lr_ratio if cfg.model.arch == "ce" else 1.0)
+    return cfg.train.lr, cfg.train.lr * ratio
 
 
 def lr_scale(cfg: Config, train_seconds: float) -> float:

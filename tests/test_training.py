@@ -121,6 +121,24 @@ def test_resume_with_a_new_budget_updates_config_yaml(data, tmp_path, caplog):
     assert sorted(p.name for p in run.iterdir() if p.suffix in (".yaml", ".partial")) == ["config.yaml"]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_whole_process_group_saves_a_checkpoint(data, tmp_path, sig):
+    """Ctrl-C or ``kill -- -PGID`` reach the data workers too: the trainer still checkpoints."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "collaface", "train", "small", "--data", str(data), *FAST,
+                             "train.epochs=1000", "train.checkpoint_every=100000", "data.num_workers=2",
+                             "--no-progress", "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (run / "stats.jsonl").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err
+    assert model_format.list_checkpoints(run / "checkpoints")
+
+
 def test_a_resumed_run_trains_at_its_new_learning_rates(data, tmp_path):
     """train.lr and train.d_lr_ratio may change on resume (TTUR trials continue a run): the next
     steps use them, not the rates saved with the optimisers."""

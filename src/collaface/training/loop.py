@@ -218,6 +218,15 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM. A signal to the whole process group (Ctrl-C in a
+    terminal, ``kill -- -PGID``, a scheduler's preemption) would otherwise kill them first, and
+    the trainer would fail on the missing worker instead of saving a checkpoint at the next step
+    boundary. Workers still end with the trainer (sentinel on shutdown, or their parent watchdog)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 # what fixes the generator's layers: a run may start from another run's generator only if these match
 GENERATOR_KEYS = ("arch", "tasks", "ngf", "mask_channel", "upsample", "mirror_input")
 
@@ -332,7 +341,8 @@ def _train(cfg: Config, run_dir: Path, device: torch.device, info: distributed.D
             dataset.set_epoch(pos.epoch)
             sampler = EpochSampler(len(dataset), batch_size, cfg.train.seed, pos.epoch, info, pos.batch_in_epoch)
             loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
-                                num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+                                num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda",
+                                worker_init_fn=_leave_stop_signals_to_the_trainer)
             step_start = time.perf_counter()
             for raw in loader:
                 batch = prepare_batch(raw, cfg, device, settings.channels_last)

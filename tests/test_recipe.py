@@ -61,7 +61,8 @@ def test_region_kind_without_landmarks_draws_a_block():
     assert with_points.sum() != cfg.block_size**2
 
 
-def test_component_crops_are_centred_on_the_landmarks():
+@pytest.mark.parametrize("crop_size", [CROP_SIZE, 64])
+def test_component_crops_are_centred_on_the_landmarks(crop_size):
     size = 64
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
                             indexing="ij")
@@ -69,13 +70,14 @@ def test_component_crops_are_centred_on_the_landmarks():
     points = TYPICAL_LANDMARKS[None].repeat(2, 1, 1) * size / 128
     points[1] += 3.0
     for name, centre in (("left_eye", points[:, 0]), ("mouth", points[:, 3:5].mean(1))):
-        crop = component_crops(coordinates, points, name)
-        assert crop.shape == (2, 2, CROP_SIZE, CROP_SIZE)
-        middle = crop[:, :, CROP_SIZE // 2 - 1: CROP_SIZE // 2 + 1, CROP_SIZE // 2 - 1: CROP_SIZE // 2 + 1].mean((2, 3))
+        crop = component_crops(coordinates, points, name, crop_size)
+        assert crop.shape == (2, 2, crop_size, crop_size)
+        half = crop_size // 2
+        middle = crop[:, :, half - 1: half + 1, half - 1: half + 1].mean((2, 3))
         torch.testing.assert_close(middle, centre, atol=0.05, rtol=0)
-    eye = component_crops(coordinates, points, "left_eye")
+    eye = component_crops(coordinates, points, "left_eye", crop_size)
     span = eye[0, 0, 0, -1] - eye[0, 0, 0, 0]  # x covered by the crop: 0.7 x inter-ocular distance
-    assert abs(span - 0.7 * 20 * (CROP_SIZE - 1) / CROP_SIZE) < 0.5
+    assert abs(span - 0.7 * 20 * (crop_size - 1) / crop_size) < 0.5
 
 
 def test_components_judge_only_faces_whose_hole_covers_them():
@@ -85,9 +87,9 @@ def test_components_judge_only_faces_whose_hole_covers_them():
     batch["mask"][0, :, : size // 2, : size // 2] = 1  # face 0: the left eye hidden
     batch["landmarks"][2] = float("nan")                 # face 2: no landmarks
     batch["mask"][2] = 1
-    _, _, w = component_inputs("left_eye", batch["image"], batch)
+    _, _, w = component_inputs("left_eye", batch["image"], batch, CROP_SIZE)
     assert w.tolist() == [1.0, 0.0, 0.0, 0.0]
-    _, _, w = component_inputs("mouth", batch["image"], batch)
+    _, _, w = component_inputs("mouth", batch["image"], batch, CROP_SIZE)
     assert w.tolist() == [0.0, 0.0, 0.0, 0.0]
     assert 0 < MIN_COMPONENT_HOLE < 1
 
@@ -101,8 +103,11 @@ def test_hinge_loss():
     torch.testing.assert_close(gan_loss(logits, True, "hinge", weights=weights), torch.relu(1 - logits[0]).mean())
 
 
-def test_recipe_losses_reach_every_network():
-    cfg, model, batch = recipe_setup()
+@pytest.mark.parametrize(("component_size", "logit_side"), [(32, 6), (64, 14)])
+def test_recipe_losses_reach_every_network(component_size, logit_side):
+    cfg, model, batch = recipe_setup(f"model.component_size={component_size}")
+    crop = torch.zeros(1, 1, component_size, component_size), torch.zeros(1, 3, component_size, component_size)
+    assert model.discriminators["mouth"](*crop)[-1].shape == (1, 1, logit_side, logit_side)
     batch["mask"].fill_(1.0)  # every component is hidden, so every component D judges every face
     outputs = model(batch["masked"], batch["mask"])
     total, metrics = generator_loss(outputs, batch, model.discriminators, cfg, augment=None)
@@ -202,6 +207,8 @@ def test_recipe_options_are_validated():
         load_config("default", ["model.components=[nose]"])
     with pytest.raises(ConfigError, match="loss.adv_components"):
         load_config("default", ["model.components=[]"])
+    with pytest.raises(ConfigError, match="model.component_size"):
+        load_config("default", ["model.component_size=16"])
     with pytest.raises(ConfigError, match="loss.gan"):
         load_config("default", ["loss.gan=wasserstein"])
     with pytest.raises(ConfigError, match="train.d_augment"):

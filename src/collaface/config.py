@@ -75,6 +75,7 @@ class ModelConfig:
     mirror_input: bool = False   # also feed G the horizontally flipped input (the face's other half)
     spectral_norm: bool = False  # spectral normalisation on every discriminator conv (BatchNorm dropped)
     components: list[str] = field(default_factory=list)  # component discriminators: left_eye, right_eye, mouth
+    component_size: int = 32     # side in pixels that every component crop is resampled to
 
 
 @dataclass
@@ -416,6 +417,9 @@ def validate(cfg: Config) -> None:
                           "model.spectral_norm false)")
     if len(set(m.components)) != len(m.components) or any(c not in COMPONENTS for c in m.components):
         raise ConfigError(f"model.components: {m.components} must be distinct among {', '.join(COMPONENTS)}")
+    if m.component_size < 32:
+        raise ConfigError(f"model.component_size: {m.component_size} is below 32, the smallest crop a "
+                          "component discriminator's strides leave logits for")
     if m.components and not {"i", "d"} <= set(m.tasks):
         raise ConfigError("model.components: component discriminators need tasks i and d (landmarks place them)")
     lc = cfg.loss

@@ -114,15 +114,16 @@ def judge_pair(disc: nn.Module, condition: tuple[torch.Tensor, ...], real: torch
     return [h[0] for h in halves], [h[1] for h in halves]
 
 
-def component_inputs(name: str, sample: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mask crop, image crop, per-sample weight) of component ``name`` for the judged image
-    ``sample`` (B,3,S,S). A sample counts (weight 1) when its landmarks are known and the hole
+def component_inputs(name: str, sample: torch.Tensor, batch: Batch,
+                     size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mask crop, image crop, per-sample weight) of component ``name``, ``size`` pixels square,
+    for the judged image ``sample`` (B,3,S,S). A sample counts (weight 1) when its landmarks are known and the hole
     covers at least MIN_COMPONENT_HOLE of the crop: elsewhere real and generated crops are equal."""
     landmarks = batch["landmarks"]
-    mask_crop = component_crops(batch["mask"], landmarks, name)
+    mask_crop = component_crops(batch["mask"], landmarks, name, size)
     known = torch.isfinite(landmarks).flatten(1).all(1)
     weights = (known & (mask_crop.flatten(1).mean(1) >= MIN_COMPONENT_HOLE)).float()
-    return mask_crop, component_crops(sample, landmarks, name), weights
+    return mask_crop, component_crops(sample, landmarks, name, size), weights
 
 
 def generator_loss(
@@ -167,9 +168,9 @@ def generator_loss(
         completed = composite(outputs["i"], batch["image"], batch["mask"])
         adv_terms = []
         for name in cfg.model.components:
-            mask_crop, fake_crop, w = component_inputs(name, completed, batch)
+            mask_crop, fake_crop, w = component_inputs(name, completed, batch, cfg.model.component_size)
             if loss_cfg.feature_matching:
-                real_crop = component_crops(batch["image"], batch["landmarks"], name)
+                real_crop = component_crops(batch["image"], batch["landmarks"], name, cfg.model.component_size)
                 real_out, fake_out = judge_pair(discriminators[name], (mask_crop,), real_crop, fake_crop, augment)
                 matching.append(feature_matching(real_out, fake_out, w))
             else:
@@ -213,8 +214,8 @@ def discriminator_loss(
     if cfg.loss.adv_components:
         completed = composite(outputs["i"].detach(), batch["image"], batch["mask"])
         for name in cfg.model.components:
-            mask_crop, fake_crop, w = component_inputs(name, completed, batch)
-            real_crop = component_crops(batch["image"], batch["landmarks"], name)
+            mask_crop, fake_crop, w = component_inputs(name, completed, batch, cfg.model.component_size)
+            real_crop = component_crops(batch["image"], batch["landmarks"], name, cfg.model.component_size)
             disc = discriminators[name]
             real_logits = disc(mask_crop, real_crop, augment=augment)[-1]
             judged.append((name, real_logits, disc(mask_crop, fake_crop, augment=augment)[-1], w))

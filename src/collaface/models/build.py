@@ -11,7 +11,7 @@ from collaface.blending import poisson_blend
 from collaface.config import Config
 from collaface.contracts import NUM_CLASSES, NUM_LANDMARKS, TARGET_KEYS, TASK_CHANNELS, composite
 from collaface.models.ce import ContextEncoder
-from collaface.models.components import CROP_SIZE, ComponentDiscriminator
+from collaface.models.components import ComponentDiscriminator
 from collaface.models.dcgan import DCGANDiscriminator
 from collaface.models.discriminator import PatchDiscriminator
 from collaface.models.generator import UNetGenerator
@@ -92,7 +92,7 @@ def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
         t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel, spectral_norm=m.spectral_norm)
         for t in m.tasks
     }
-    discriminators.update({c: ComponentDiscriminator(m.ndf, m.spectral_norm) for c in m.components})
+    discriminators.update({c: ComponentDiscriminator(m.ndf, m.spectral_norm, m.component_size) for c in m.components})
     return discriminators
 
 
@@ -183,7 +183,7 @@ def model_costs(model: GanModel, cfg: Config) -> dict[str, dict[str, int]]:
         if isinstance(net, PatchDiscriminator):
             inputs = (image, mask, batch[TARGET_KEYS[name]])
         elif isinstance(net, ComponentDiscriminator):
-            inputs = (torch.zeros(1, 1, CROP_SIZE, CROP_SIZE), torch.zeros(1, 3, CROP_SIZE, CROP_SIZE))
+            inputs = (torch.zeros(1, 1, net.crop_size, net.crop_size), torch.zeros(1, 3, net.crop_size, net.crop_size))
         elif isinstance(net, DCGANDiscriminator):
             inputs = (nn.functional.interpolate(image, size=net.image_size),)
         else:

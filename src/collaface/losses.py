@@ -117,8 +117,9 @@ def judge_pair(disc: nn.Module, condition: tuple[torch.Tensor, ...], real: torch
 def component_inputs(name: str, sample: torch.Tensor, batch: Batch,
                      size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mask crop, image crop, per-sample weight) of component ``name``, ``size`` pixels square,
-    for the judged image ``sample`` (B,3,S,S). A sample counts (weight 1) when its landmarks are known and the hole
-    covers at least MIN_COMPONENT_HOLE of the crop: elsewhere real and generated crops are equal."""
+    for the judged image ``sample`` (B,3,S,S). A sample counts (weight 1) when its landmarks are
+    known and the hole covers at least MIN_COMPONENT_HOLE of the crop: elsewhere real and generated
+    crops are equal."""
     landmarks = batch["landmarks"]
     mask_crop = component_crops(batch["mask"], landmarks, name, size)
     known = torch.isfinite(landmarks).flatten(1).all(1)

@@ -92,7 +92,7 @@ def _companions(cfg: Config, generator: nn.Module) -> dict[str, nn.Module]:
         t: PatchDiscriminator(TASK_CHANNELS[t], ndf=m.ndf, mask_channel=m.mask_channel, spectral_norm=m.spectral_norm)
         for t in m.tasks
     }
-    discriminators.update({c: ComponentDiscriminator(m.ndf, m.spectral_norm, m.component_size) for c in m.components})
+    discriminators.update({c: ComponentDiscriminator(m.ndf, m.spectral_norm) for c in m.components})
     return discriminators
 
 
@@ -183,7 +183,8 @@ def model_costs(model: GanModel, cfg: Config) -> dict[str, dict[str, int]]:
         if isinstance(net, PatchDiscriminator):
             inputs = (image, mask, batch[TARGET_KEYS[name]])
         elif isinstance(net, ComponentDiscriminator):
-            inputs = (torch.zeros(1, 1, net.crop_size, net.crop_size), torch.zeros(1, 3, net.crop_size, net.crop_size))
+            side = cfg.model.component_size
+            inputs = (torch.zeros(1, 1, side, side), torch.zeros(1, 3, side, side))
         elif isinstance(net, DCGANDiscriminator):
             inputs = (nn.functional.interpolate(image, size=net.image_size),)
         else:

@@ -40,18 +40,18 @@ def component_crops(images: torch.Tensor, landmarks: torch.Tensor, name: str, si
 
 
 class ComponentDiscriminator(nn.Module):
-    """D_c(mask crop, image crop): three 4x4 convs and a logit conv on a ``crop_size`` crop of one
-    face component and of the hole mask (the condition: which pixels were generated). Fully
-    convolutional: its weights do not depend on ``crop_size``, only its logit map does."""
+    """D_c(mask crop, image crop): three 4x4 convs and a logit conv on a square crop of one face
+    component and of the hole mask (the condition: which pixels were generated). Fully
+    convolutional: its weights do not depend on the crop's side (``model.component_size``), only
+    its logit map does."""
 
-    def __init__(self, ndf: int = 32, spectral_norm: bool = False, crop_size: int = CROP_SIZE):
+    def __init__(self, ndf: int = 32, spectral_norm: bool = False):
         super().__init__()
-        self.crop_size = crop_size
         self.net = conv_stack(IMAGE_CHANNELS + 1, ndf, COMPONENT_LAYERS, spectral_norm)
 
     def forward(self, mask_crop: torch.Tensor, image_crop: torch.Tensor,
                 augment: Augment | None = None, repeats: int = 1) -> list[torch.Tensor]:
-        """mask_crop: (B,1,C,C), image_crop: (B,3,C,C), C = crop_size -> hidden activations, then
+        """mask_crop: (B,1,C,C), image_crop: (B,3,C,C) -> hidden activations, then
         logits (B,1,6,6) for C = 32, (B,1,14,14) for 64. ``augment``/``repeats``: as for PatchDiscriminator."""
         x = torch.cat([mask_crop, image_crop], dim=1)
         return run_stack(self.net, augment(x, repeats) if augment is not None else x)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from collaface.config import list_presets, load_config, resolved_lambdas
 from collaface.contracts import TARGET_KEYS
-from collaface.losses import discriminator_loss, generator_loss, masked_l1
+from collaface.losses import discriminator_loss, gaussian_blur, generator_loss, masked_l1
 from collaface.models import build_model, example_batch
 
 # The paper's section 4.2, written out independently of config.PAPER_LAMBDAS.
@@ -119,6 +121,49 @@ def test_masked_l1_is_the_mean_over_hole_values():
     mask[..., 2:, :] = 1  # 8 hole pixels x 3 channels, error 1 each
     assert masked_l1(pred, target, mask) == 1.0
     assert masked_l1(pred, target, torch.zeros_like(mask)) == 0.0  # no hole: 0, not NaN
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.0])
+def test_gaussian_blur_matches_opencv(sigma):
+    cv2 = pytest.importorskip("cv2")
+    image = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(0))
+    radius = math.ceil(3 * sigma)
+    expected = cv2.GaussianBlur(image[0].permute(1, 2, 0).numpy(), (2 * radius + 1, 2 * radius + 1), sigma,
+                                borderType=cv2.BORDER_REFLECT_101)
+    torch.testing.assert_close(gaussian_blur(image, sigma)[0].permute(1, 2, 0), torch.from_numpy(expected))
+
+
+@pytest.mark.parametrize("concentrated", [True, False])
+def test_lowpass_image_l1_leaves_fine_detail_to_the_discriminators(concentrated):
+    """loss.rec_i_lowpass=1: a +-0.5 pixel checkerboard on the truth costs almost nothing, a
+    smooth offset of 0.5 costs 0.5 (the plain L1 charges both 0.5). Under the concentrated
+    scheme the offset is in the hole only, and the blur mixes true known pixels into its border."""
+    scheme = f"loss.concentrated={concentrated}"
+    _, model, batch = setup("m_isd_star", scheme)
+    batch["mask"] = torch.zeros_like(batch["mask"])
+    batch["mask"][..., 8:24, 8:24] = 1
+    y, x = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    outputs = {t: o.detach() for t, o in model(batch["masked"], batch["mask"]).items()}
+    fills = {"checker": batch["image"] + 0.5 * (-1.0) ** (y + x), "offset": batch["image"] + 0.5}
+    rec = {(fill, sigma): generator_loss({**outputs, "i": image}, batch, model.discriminators,
+                                         tiny_config("m_isd_star", scheme, f"loss.rec_i_lowpass={sigma}"))[1]["g/rec_i"]
+           for fill, image in fills.items() for sigma in (0, 1)}
+    assert rec["checker", 1] < 0.02
+    torch.testing.assert_close(rec["checker", 0], torch.tensor(0.5))
+    torch.testing.assert_close(rec["offset", 0], torch.tensor(0.5))
+    if concentrated:
+        assert 0.4 < rec["offset", 1] < 0.49
+    else:
+        torch.testing.assert_close(rec["offset", 1], torch.tensor(0.5))
+
+
+def test_lowpass_concentrated_gradient_stays_in_the_hole():
+    cfg, model, batch = setup("m_isd_star", "loss.rec_i_lowpass=1.5", "loss.adv_i=0", "loss.adv_s=0", "loss.adv_d=0")
+    image = model(batch["masked"], batch["mask"])["i"].detach().requires_grad_()
+    generator_loss({"i": image, "s": batch["parsing_onehot"], "d": batch["heatmaps"]}, batch,
+                   model.discriminators, cfg)[0].backward()
+    hole = batch["mask"].bool().expand_as(image)
+    assert torch.all(image.grad[~hole] == 0) and image.grad[hole].abs().sum() > 0
 
 
 @pytest.mark.parametrize("adversarial", [False, True], ids=["rec_only", "rec_and_adv"])

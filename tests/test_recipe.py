@@ -209,6 +209,8 @@ def test_recipe_options_are_validated():
         load_config("default", ["model.components=[]"])
     with pytest.raises(ConfigError, match="model.component_size"):
         load_config("default", ["model.component_size=16"])
+    with pytest.raises(ConfigError, match="loss.rec_i_lowpass"):
+        load_config("default", ["loss.rec_i_lowpass=-1"])
     with pytest.raises(ConfigError, match="loss.gan"):
         load_config("default", ["loss.gan=wasserstein"])
     with pytest.raises(ConfigError, match="train.d_augment"):

@@ -92,6 +92,9 @@ class LossConfig:
     gan: str = "bce"             # bce (the paper's log D) | hinge
     adv_components: float = 0.0  # weight of the component discriminators' adversarial terms
     feature_matching: float = 0.0  # weight of the L1 between D features of real and completed (pix2pixHD)
+    rec_i_lowpass: float = 0.0   # Gaussian sigma (px at data.image_size) applied to the completed and
+                                 # real image before the image L1; 0 = plain L1. Leaves the finest detail
+                                 # to the discriminators (frequency separation, Fritsche et al. 2019)
 
 
 @dataclass
@@ -410,11 +413,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.upsample: {m.upsample!r} is not one of {', '.join(UPSAMPLES)}")
     if m.arch != "collagan" and (m.tasks != ["i"] or cfg.loss.concentrated or m.mask_channel
                                  or m.upsample != "transpose" or m.mirror_input or m.components
-                                 or m.spectral_norm):
+                                 or m.spectral_norm or cfg.loss.rec_i_lowpass):
         raise ConfigError(f"model.arch {m.arch}: a baseline completes images only with its own network "
                           "(model.tasks [i], loss.concentrated false, model.mask_channel false, "
                           "model.upsample transpose, model.mirror_input false, no model.components, "
-                          "model.spectral_norm false)")
+                          "model.spectral_norm false, loss.rec_i_lowpass 0)")
     if len(set(m.components)) != len(m.components) or any(c not in COMPONENTS for c in m.components):
         raise ConfigError(f"model.components: {m.components} must be distinct among {', '.join(COMPONENTS)}")
     if m.component_size < 32:
@@ -425,8 +428,8 @@ def validate(cfg: Config) -> None:
     lc = cfg.loss
     if lc.gan not in GAN_LOSSES:
         raise ConfigError(f"loss.gan: {lc.gan!r} is not one of {', '.join(GAN_LOSSES)}")
-    if lc.adv_components < 0 or lc.feature_matching < 0:
-        raise ConfigError("loss.adv_components and loss.feature_matching must be >= 0")
+    if lc.adv_components < 0 or lc.feature_matching < 0 or lc.rec_i_lowpass < 0:
+        raise ConfigError("loss.adv_components, loss.feature_matching and loss.rec_i_lowpass must be >= 0")
     if lc.adv_components and not m.components:
         raise ConfigError("loss.adv_components: set model.components (which regions get a discriminator)")
     b = cfg.baseline

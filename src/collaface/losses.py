@@ -29,6 +29,8 @@ DiffAugment on every discriminator input (the ``augment`` argument).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -82,13 +84,33 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return ((pred - target).abs() * mask).sum() / hole_values.clamp_min(1)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B,C,H,W) with standard deviation ``sigma`` px (kernel radius
+    ceil(3 sigma), reflected borders); differentiable."""
+    radius = math.ceil(3 * sigma)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).repeat(x.shape[1], 1, 1, 1)  # (C,1,1,K)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.transpose(-1, -2), groups=x.shape[1])
+
+
 def _reconstruction(task: str, pred: torch.Tensor, batch: Batch, cfg: Config) -> torch.Tensor:
-    """L1 for the image (over the hole only when concentrated), L2 for parsing and heatmaps."""
+    """L1 for the image (over the hole only when concentrated), L2 for parsing and heatmaps.
+
+    With ``loss.rec_i_lowpass`` = sigma > 0 the image L1 compares Gaussian-blurred images (under
+    the concentrated scheme the composite, so that the blur mixes only real known pixels into the
+    hole's border): detail finer than sigma is judged by the discriminators alone."""
     target = batch[TARGET_KEYS[task]]
     if task != "i":
         return F.mse_loss(pred, target)
+    sigma = cfg.loss.rec_i_lowpass
     if cfg.loss.concentrated:
+        if sigma:
+            pred, target = gaussian_blur(composite(pred, target, batch["mask"]), sigma), gaussian_blur(target, sigma)
         return masked_l1(pred, target, batch["mask"])
+    if sigma:
+        pred, target = gaussian_blur(pred, sigma), gaussian_blur(target, sigma)
     return F.l1_loss(pred, target)
 
 

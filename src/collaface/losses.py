@@ -23,8 +23,9 @@ the plain L1.
 
 Beyond the paper (the default recipe): ``loss.gan = "hinge"``, component discriminators on the
 eyes and mouth of the composite (``model.components``, ``loss.adv_components``; crops placed from
-the batch's ``landmarks`` (B,5,2)), pix2pixHD feature matching (``loss.feature_matching``) and
-DiffAugment on every discriminator input (the ``augment`` argument).
+the batch's ``landmarks`` (B,5,2)), pix2pixHD feature matching (``loss.feature_matching``),
+DiffAugment on every discriminator input (the ``augment`` argument) and, optionally, the image
+L1 on low-passed images (``loss.rec_i_lowpass``).
 """
 
 from __future__ import annotations

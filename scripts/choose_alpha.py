@@ -15,39 +15,43 @@ import json
 import sys
 from pathlib import Path
 
-OCCLUSIONS = [f"O{i}" for i in range(1, 7)]
+from collaface.evaluation.conditions import OCCLUSION_CONDITIONS
 
 
 def merge(reports: list[dict]) -> tuple[list[str], dict, dict]:
-    """Model labels, Table 1 and realism results of several reports, per condition and label."""
+    """Model labels, Table 1 (per condition and label) and the realism means over O1-O6 (per
+    label) of several reports."""
     if len({(r["seed"], r["data"]["split"], r["data"]["sha256"]) for r in reports}) > 1:
         raise SystemExit("the reports differ in seed, split or faces: they cannot be compared")
     labels, table1, realism = [], {}, {}
     for report in reports:
-        missing = [c for c in OCCLUSIONS if c not in report["results"]["table1"]]
+        missing = [c for c in OCCLUSION_CONDITIONS if c not in report["results"]["table1"]]
         if missing:
             raise SystemExit(f"a report lacks conditions {missing}: evaluate with --masks occlusions")
         labels += [model["label"] for model in report["models"]]
-        for c in OCCLUSIONS:
+        for c in OCCLUSION_CONDITIONS:
             table1.setdefault(c, {}).update(report["results"]["table1"][c])
-            realism.setdefault(c, {}).update(report["results"]["realism"]["by_condition"][c])
+        realism.update(report["results"]["realism"]["occlusions"])
     return labels, table1, realism
 
 
 def summarise(reports: list[dict], reference: str) -> dict[str, dict[str, float]]:
-    """Per model label: worst hole-PSNR gap (dB), sharpness min/max and mean C2ST (%) over O1-O6."""
+    """Per model label: worst hole-PSNR gap (dB), sharpness min/max and the report's mean C2ST (%)
+    over O1-O6."""
     labels, table1, realism = merge(reports)
     if reference not in labels:
         raise SystemExit(f"no model labelled {reference!r} in the reports: labels are {labels}")
     labels.remove(reference)
+    if unscored := [label for label in labels if label not in realism]:
+        raise SystemExit(f"no realism measures for {unscored}: evaluate without --no-realism")
     rows = {}
     for label in labels:
         gaps = [table1[c][label]["psnr_hole"]["value"] - table1[c][reference]["psnr_hole"]["value"]
-                for c in OCCLUSIONS]
-        sharpness = [table1[c][label]["sharpness"]["value"] for c in OCCLUSIONS]
-        c2st = [realism[c][label]["c2st"]["accuracy"] for c in OCCLUSIONS]
+                for c in OCCLUSION_CONDITIONS]
+        sharpness = [table1[c][label]["sharpness"]["value"] for c in OCCLUSION_CONDITIONS]
         rows[label] = {"worst_gap_db": min(gaps), "sharpness_min": min(sharpness),
-                       "sharpness_max": max(sharpness), "c2st_pct": 100 * sum(c2st) / len(c2st)}
+                       "sharpness_max": max(sharpness),
+                       "c2st_pct": 100 * realism[label]["c2st"]["accuracy"]}
     return rows
 
 

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collaface.evaluation.conditions import OCCLUSION_CONDITIONS
+
 REPO = Path(__file__).resolve().parents[1]
-CONDITIONS = [f"O{i}" for i in range(1, 7)]
 
 
 def write_report(path: Path, models: dict[str, tuple[float, float]], faces: str = "abc") -> Path:
-    """A report.json with, per label, (hole PSNR, C2ST accuracy) in every O1-O6 condition."""
+    """A report.json with, per label, a hole PSNR in every O1-O6 condition and a C2ST mean."""
     cell = lambda v: {"value": v, "low": None, "high": None, "n": 300}  # noqa: E731
     report = {
         "seed": 0,
@@ -21,10 +22,9 @@ def write_report(path: Path, models: dict[str, tuple[float, float]], faces: str 
         "models": [{"label": label} for label in models],
         "results": {
             "table1": {c: {label: {"psnr_hole": cell(psnr), "sharpness": cell(0.8)}
-                           for label, (psnr, _) in models.items()} for c in CONDITIONS},
-            "realism": {"by_condition": {c: {label: {"c2st": {"accuracy": c2st}}
-                                             for label, (_, c2st) in models.items()}
-                                         for c in CONDITIONS}},
+                           for label, (psnr, _) in models.items()} for c in OCCLUSION_CONDITIONS},
+            "realism": {"occlusions": {label: {"c2st": {"accuracy": c2st}}
+                                       for label, (_, c2st) in models.items()}},
         },
     }
     path.write_text(json.dumps(report))
@@ -56,3 +56,7 @@ def test_says_when_no_model_qualifies_or_reports_differ(tmp_path):
     result = choose(l1, other_faces, "--reference", "l1")
     assert result.returncode != 0 and "cannot be compared" in result.stderr
     assert "no model labelled 'L1'" in choose(l1, far, "--reference", "L1").stderr
+    report = json.loads(far.read_text())
+    report["results"]["realism"] = {"by_condition": {}, "occlusions": {}}  # --no-realism
+    far.write_text(json.dumps(report))
+    assert "evaluate without --no-realism" in choose(l1, far, "--reference", "l1").stderr

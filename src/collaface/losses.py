@@ -105,14 +105,11 @@ def _reconstruction(task: str, pred: torch.Tensor, batch: Batch, cfg: Config) ->
     target = batch[TARGET_KEYS[task]]
     if task != "i":
         return F.mse_loss(pred, target)
-    sigma = cfg.loss.rec_i_lowpass
-    if cfg.loss.concentrated:
-        if sigma:
-            pred, target = gaussian_blur(composite(pred, target, batch["mask"]), sigma), gaussian_blur(target, sigma)
-        return masked_l1(pred, target, batch["mask"])
-    if sigma:
+    if sigma := cfg.loss.rec_i_lowpass:
+        if cfg.loss.concentrated:
+            pred = composite(pred, target, batch["mask"])
         pred, target = gaussian_blur(pred, sigma), gaussian_blur(target, sigma)
-    return F.l1_loss(pred, target)
+    return masked_l1(pred, target, batch["mask"]) if cfg.loss.concentrated else F.l1_loss(pred, target)
 
 
 def judged_sample(task: str, pred: torch.Tensor, batch: Batch, cfg: Config) -> torch.Tensor:

@@ -18,7 +18,7 @@ CHECKPOINT=${1:-$RUNS/default_gan2}
 L1_RUN=$RUNS/default_l1
 MODELS=$RUNS/models/final
 export OMP_NUM_THREADS=$THREADS
-evaluate() {  # OUT SPLIT LIMIT MASKS MODEL... -- LABEL...
+evaluate() {  # OUT SPLIT LIMIT MASKS, then the models and evaluate's other options
   local out=$1 split=$2 limit=$3 masks=$4; shift 4
   nice -n -5 collaface evaluate "$@" --data "$DATA" --split "$split" ${limit:+--limit "$limit"} \
     --masks $masks --workers 1 --threads "$THREADS" --out "$out" --no-progress
